@@ -1,0 +1,1 @@
+"""Runtime tensor contracts: shapes, dtypes, devices and ranges checked at call boundaries."""

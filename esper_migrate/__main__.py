@@ -1,0 +1,3 @@
+from esper_migrate.cli import main
+
+main()

@@ -1,0 +1,34 @@
+"""The ``esper-migrate`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from esper_migrate import __version__
+
+app = typer.Typer(
+    name="esper-migrate",
+    help="Thread blueprint_indices through a recurrent PPO codebase (apply) and lint it (check).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"esper-migrate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Thread blueprint_indices through a recurrent PPO codebase (apply) and lint it (check)."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,3 @@
+from esper_ref.cli import main
+
+main()
