@@ -1,0 +1,181 @@
+"""``.esper_migrate_cache/``: per-file index summaries and findings, keyed on content.
+
+Everything cached is a pure function of its key:
+- a file's index summary: of (path, content hash), under a cache file named for the tool
+  version and the spec hash, so a new version or another spec never sees old entries;
+- a file's findings: of (path, content hash) and the fingerprint of the whole index (the
+  findings of one file depend on the definitions in all the others).
+
+A warm run over an unchanged tree reads each file once to hash it, finds that every path has
+the same hash as last time (so the index, hence its fingerprint, is the same) and returns
+the cached findings: nothing is parsed and the summaries file is not even loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from esper_migrate import __version__
+from esper_migrate.records import Code, Finding, Tier
+
+DIRECTORY = ".esper_migrate_cache"
+_LAYOUT = 1
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def finding_to_json(finding: Finding) -> list[object]:
+    return [
+        finding.line,
+        finding.col,
+        str(finding.code),
+        finding.message,
+        str(finding.tier),
+        finding.fix,
+        finding.unfixable_reason,
+    ]
+
+
+def finding_from_json(path: str, row: list[Any]) -> Finding:
+    line, col, code, message, tier, fix, reason = row
+    return Finding(path, int(line), int(col), Code(code), str(message), Tier(tier), fix, reason)
+
+
+class CheckCache:
+    """The cache for one (tool version, spec) pair under ``root``; a no-op when disabled."""
+
+    def __init__(self, root: Path, spec_hash: str, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.directory = root / DIRECTORY
+        key = content_hash(f"{_LAYOUT}\0{__version__}\0{spec_hash}".encode())
+        self._findings_file = self.directory / f"findings-{key}.json"
+        self._summaries_file = self.directory / f"summaries-{key}.json"
+        # path -> [content hash, findings rows]; "fingerprint" of the index they were made with.
+        self._findings: dict[str, list[Any]] = {}
+        self._fingerprint: str | None = None
+        self._summaries: dict[str, list[Any]] | None = None  # loaded on the first miss only
+        self._dirty_findings = False
+        self._dirty_summaries = False
+        if enabled:
+            document = _load(self._findings_file)
+            files = document.get("files")
+            fingerprint = document.get("fingerprint")
+            if isinstance(files, dict) and isinstance(fingerprint, str):
+                self._findings = files
+                self._fingerprint = fingerprint
+
+    # -- the warm path ---------------------------------------------------------------------
+
+    def unchanged_tree(self, hashes: dict[str, str]) -> dict[str, list[Finding]] | None:
+        """All cached findings if exactly these files with exactly these contents were checked
+        last time (so the index is the same too), else None."""
+        if not self.enabled or self._fingerprint is None or len(hashes) != len(self._findings):
+            return None
+        result: dict[str, list[Finding]] = {}
+        for path, digest in hashes.items():
+            entry = self._findings.get(path)
+            if entry is None or entry[0] != digest:
+                return None
+            result[path] = [finding_from_json(path, row) for row in entry[1]]
+        return result
+
+    # -- per-file entries ------------------------------------------------------------------
+
+    def summary(self, path: str, digest: str) -> object | None:
+        if not self.enabled:
+            return None
+        if self._summaries is None:
+            document = _load(self._summaries_file)
+            files = document.get("files")
+            self._summaries = files if isinstance(files, dict) else {}
+        entry = self._summaries.get(path)
+        if entry is None or entry[0] != digest:
+            return None
+        summary: object = entry[1]
+        return summary
+
+    def store_summary(self, path: str, digest: str, summary: object) -> None:
+        if not self.enabled:
+            return
+        if self._summaries is None:
+            self.summary(path, digest)  # loads the file so that other entries are kept
+        assert self._summaries is not None
+        self._summaries[path] = [digest, summary]
+        self._dirty_summaries = True
+
+    def findings(self, path: str, digest: str, fingerprint: str) -> list[Finding] | None:
+        if not self.enabled or fingerprint != self._fingerprint:
+            return None
+        entry = self._findings.get(path)
+        if entry is None or entry[0] != digest:
+            return None
+        return [finding_from_json(path, row) for row in entry[1]]
+
+    def replace_findings(
+        self, fingerprint: str, per_file: dict[str, tuple[str, list[Finding]]]
+    ) -> None:
+        """Record the findings of a whole run (path -> (content hash, findings))."""
+        if not self.enabled:
+            return
+        self._fingerprint = fingerprint
+        self._findings = {
+            path: [digest, [finding_to_json(f) for f in found]]
+            for path, (digest, found) in per_file.items()
+        }
+        self._dirty_findings = True
+
+    def prune_summaries(self, live: set[str]) -> None:
+        """Forget the summaries of files that are no longer part of the tree."""
+        if self._summaries is None:
+            return
+        stale = set(self._summaries) - live
+        for path in stale:
+            del self._summaries[path]
+        self._dirty_summaries = self._dirty_summaries or bool(stale)
+
+    def save(self) -> None:
+        """Write what changed; a cache that cannot be written is skipped, never fatal."""
+        if not self.enabled or not (self._dirty_findings or self._dirty_summaries):
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            gitignore = self.directory / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text("# Created by esper-migrate\n*\n", encoding="utf-8")
+            if self._dirty_summaries and self._summaries is not None:
+                _dump(self._summaries_file, {"files": self._summaries})
+            if self._dirty_findings:
+                _dump(
+                    self._findings_file,
+                    {"fingerprint": self._fingerprint, "files": self._findings},
+                )
+        except OSError:
+            return
+        self._dirty_findings = self._dirty_summaries = False
+
+
+def _load(file: Path) -> dict[str, Any]:
+    try:
+        with file.open("rb") as handle:
+            document = json.load(handle)
+    except (OSError, ValueError):
+        return {}  # missing or corrupt: start empty, the next save repairs it
+    return document if isinstance(document, dict) else {}
+
+
+def _dump(file: Path, document: dict[str, Any]) -> None:
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(document, handle, separators=(",", ":"))
+        os.replace(tmp, file)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -1,0 +1,163 @@
+"""``[tool.esper-migrate]`` in ``pyproject.toml``: what to check and what fails the build.
+
+The table is found like ruff finds ``[tool.ruff]``: walk up from the start directory (the
+first path given, else the current directory) to the closest ``pyproject.toml`` that has the
+table. Relative paths in it are relative to that file's directory (the project root).
+
+Keys (all optional)::
+
+    [tool.esper-migrate]
+    paths = ["src", "tests"]          # what `check`/`apply` scan when no PATHS are given
+    exclude = ["legacy/**", "*_pb2.py"]  # gitignore-style patterns, on top of .gitignore
+    spec = "migrations/phase5.toml"  # a migration spec; default: the built-in Phase 4 spec
+    fail-tiers = ["resolved", "name"]  # tiers whose findings fail the build (default: both)
+    fail-on = ["EM001", "EM004"]     # codes that fail the build (default: all)
+    baseline = "esper-migrate-baseline.json"  # used when --baseline is not given
+
+Findings outside ``fail-tiers``/``fail-on`` are still reported, marked as not failing.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from esper_migrate.records import Code, Tier
+
+TABLE = "esper-migrate"
+_E = TypeVar("_E", Tier, Code)
+_KNOWN_KEYS = frozenset({"paths", "exclude", "spec", "fail-tiers", "fail-on", "baseline"})
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """The effective configuration; defaults apply where the table says nothing."""
+
+    #: Directory of the pyproject.toml that held the table (or the start directory).
+    root: Path
+    #: The pyproject.toml the table came from, None when there was none.
+    source: Path | None = None
+    paths: tuple[Path, ...] = ()
+    exclude: tuple[str, ...] = ()
+    spec: Path | None = None
+    fail_tiers: frozenset[Tier] = field(default_factory=lambda: frozenset(Tier))
+    fail_on: frozenset[Code] = field(default_factory=lambda: frozenset(Code))
+    baseline: Path | None = None
+
+    def fails(self, code: Code, tier: Tier) -> bool:
+        """Whether a finding with this code and tier fails the build."""
+        return code in self.fail_on and tier in self.fail_tiers
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The closest ``pyproject.toml`` at or above ``start`` that has ``[tool.esper-migrate]``."""
+    directory = start.resolve()
+    if not directory.is_dir():
+        directory = directory.parent
+    for candidate_dir in (directory, *directory.parents):
+        candidate = candidate_dir / "pyproject.toml"
+        if candidate.is_file() and _has_table(candidate):
+            return candidate
+    return None
+
+
+def _has_table(pyproject: Path) -> bool:
+    # Cheap text test first: most pyproject.toml files on the way up are not ours.
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if TABLE not in text:
+        return False
+    tool = _parse(pyproject, text).get("tool")
+    return isinstance(tool, dict) and TABLE in tool
+
+
+def _parse(pyproject: Path, text: str) -> dict[str, object]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{pyproject}: invalid TOML: {exc}") from None
+
+
+def load_config(start: Path, explicit: Path | None = None) -> CheckConfig:
+    """Read the configuration for a run started at ``start`` (or from the ``explicit`` file)."""
+    pyproject = explicit if explicit is not None else find_pyproject(start)
+    if pyproject is None:
+        base = start.resolve()
+        return CheckConfig(root=base if base.is_dir() else base.parent)
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{pyproject}: cannot read: {exc}") from None
+    tool = _parse(pyproject, text).get("tool", {})
+    table = tool.get(TABLE, {}) if isinstance(tool, dict) else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{pyproject}: [tool.{TABLE}] must be a table")
+    return config_from_table(table, pyproject)
+
+
+def config_from_table(table: dict[str, object], pyproject: Path) -> CheckConfig:
+    """Validate one ``[tool.esper-migrate]`` table; errors name the key, never dump values."""
+    where = f"{pyproject}: [tool.{TABLE}]"
+    unknown = sorted(set(table) - _KNOWN_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_KNOWN_KEYS))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {known})")
+    root = pyproject.resolve().parent
+    paths = tuple(root / p for p in _strings(table, "paths", where))
+    exclude = tuple(_strings(table, "exclude", where))
+    spec = _optional_path(table, "spec", where, root)
+    baseline = _optional_path(table, "baseline", where, root)
+    fail_tiers = frozenset(Tier)
+    if "fail-tiers" in table:
+        fail_tiers = frozenset(
+            _enum_member(Tier, value, "fail-tiers", where)
+            for value in _strings(table, "fail-tiers", where)
+        )
+    fail_on = frozenset(Code)
+    if "fail-on" in table:
+        fail_on = frozenset(
+            _enum_member(Code, value, "fail-on", where)
+            for value in _strings(table, "fail-on", where)
+        )
+    return CheckConfig(
+        root=root,
+        source=pyproject,
+        paths=paths,
+        exclude=exclude,
+        spec=spec,
+        fail_tiers=fail_tiers,
+        fail_on=fail_on,
+        baseline=baseline,
+    )
+
+
+def _strings(table: dict[str, object], key: str, where: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: {key!r} must be a list of strings, got {type(value).__name__}")
+    return [str(item) for item in value]
+
+
+def _optional_path(table: dict[str, object], key: str, where: str, root: Path) -> Path | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: {key!r} must be a non-empty string (a path)")
+    return root / value
+
+
+def _enum_member(enum: type[_E], value: str, key: str, where: str) -> _E:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum)
+        raise ConfigError(f"{where}: {key!r} has {value!r}; allowed: {allowed}") from None

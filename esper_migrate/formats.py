@@ -1,0 +1,246 @@
+"""The findings of ``check`` as text, JSON, GitHub workflow annotations or SARIF 2.1.0.
+
+Every format carries the same facts per finding: path, line, column (both 1-based), code,
+message, confidence tier, whether it fails the build, and the edit ``apply`` would make or the
+reason it cannot make one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from esper_migrate import __version__
+from esper_migrate.records import Code, Finding
+
+INFORMATION_URI = "https://github.com/esper-phase4/esper-phase4#esper-migrate-check"
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    GITHUB = "github"
+    SARIF = "sarif"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDoc:
+    name: str
+    summary: str
+    explanation: str
+
+
+#: One entry per stable code: the name and help text shown in SARIF and `--statistics`.
+RULES: dict[Code, RuleDoc] = {
+    Code.MISSING_ARGUMENT: RuleDoc(
+        "missing-argument",
+        "A call to a migrated method does not pass the new argument.",
+        "The callee gains a required parameter; this call raises TypeError at runtime "
+        "(or, for a keyword-only style call, silently omits the value).",
+    ),
+    Code.MISSING_PARAMETER: RuleDoc(
+        "missing-parameter",
+        "A target definition or protocol member lacks the new parameter.",
+        "Callers pass the new argument; this definition cannot accept it.",
+    ),
+    Code.SIGNATURE_DRIFT: RuleDoc(
+        "signature-drift",
+        "An implementer's signature disagrees with its protocol or its sibling implementers.",
+        "Code typed against the protocol calls every implementer the same way; an implementer "
+        "whose parameters differ breaks when it is swapped in.",
+    ),
+    Code.POSITIONAL_SLIDE: RuleDoc(
+        "positional-slide",
+        "A positional call matches the old arity, so an argument slides into the new slot.",
+        "The call does not fail: the argument after the features (e.g. the masks) silently "
+        "lands in the new parameter and every later argument shifts by one.",
+    ),
+    Code.STORAGE_MISSING_COMPANION: RuleDoc(
+        "storage-missing-companion",
+        "A storage class keeps the features without their companion value.",
+        "The field, its allocation, the add() parameter, its store and the batched key must "
+        "travel together; a missing one loses the value between rollout and update.",
+    ),
+    Code.COMPANION_UNUSED: RuleDoc(
+        "companion-unused",
+        "A producer's companion value is unpacked and never used.",
+        "The producer returns the value next to the features; dropping it (for example into "
+        "`_bp_indices`) means the network never sees it.",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """A finding as reported: after suppression and baseline, with its build outcome."""
+
+    finding: Finding
+    fails: bool
+
+
+def render(items: Sequence[Reported], fmt: OutputFormat, *, statistics: bool = False) -> str:
+    """The whole report in one format (``statistics`` replaces the list in text/json)."""
+    if statistics and fmt in (OutputFormat.TEXT, OutputFormat.JSON):
+        return render_statistics(items, as_json=fmt is OutputFormat.JSON)
+    if fmt is OutputFormat.TEXT:
+        return render_text(items)
+    if fmt is OutputFormat.JSON:
+        return render_json(items)
+    if fmt is OutputFormat.GITHUB:
+        return render_github(items)
+    return render_sarif(items)
+
+
+def _edit_text(finding: Finding) -> str:
+    if finding.fix is not None:
+        return f"fix: {finding.fix}"
+    reason = finding.unfixable_reason or "apply cannot derive a value here"
+    return f"cannot fix: {reason}"
+
+
+def render_text(items: Sequence[Reported]) -> str:
+    lines: list[str] = []
+    for item in items:
+        f = item.finding
+        marker = "" if item.fails else " (not failing)"
+        lines.append(f"{f.path}:{f.line}:{f.col}: {f.code} {f.message} [{f.tier}]{marker}")
+        lines.append(f"    {_edit_text(f)}")
+    failing = sum(item.fails for item in items)
+    if not items:
+        lines.append("All checks passed.")
+    else:
+        lines.append(f"Found {len(items)} finding{'s' * (len(items) != 1)} ({failing} failing).")
+    return "\n".join(lines) + "\n"
+
+
+def _as_dict(item: Reported) -> dict[str, object]:
+    f = item.finding
+    return {
+        "path": f.path,
+        "line": f.line,
+        "col": f.col,
+        "code": str(f.code),
+        "name": RULES[f.code].name,
+        "message": f.message,
+        "tier": str(f.tier),
+        "fails": item.fails,
+        "fix": f.fix,
+        "unfixable_reason": f.unfixable_reason,
+    }
+
+
+def render_json(items: Sequence[Reported]) -> str:
+    return json.dumps([_as_dict(item) for item in items], indent=2) + "\n"
+
+
+def render_statistics(items: Sequence[Reported], *, as_json: bool = False) -> str:
+    """Counts per code (most frequent first), like ``ruff --statistics``."""
+    counts = Counter(item.finding.code for item in items)
+    failing = Counter(item.finding.code for item in items if item.fails)
+    ordered = sorted(counts, key=lambda code: (-counts[code], code))
+    if as_json:
+        rows = [
+            {
+                "code": str(code),
+                "name": RULES[code].name,
+                "count": counts[code],
+                "failing": failing[code],
+            }
+            for code in ordered
+        ]
+        return json.dumps(rows, indent=2) + "\n"
+    lines = [
+        f"{counts[code]:>5}  {code}  {RULES[code].name:<26}  ({failing[code]} failing)"
+        for code in ordered
+    ]
+    lines.append(f"{sum(counts.values()):>5}  total")
+    return "\n".join(lines) + "\n"
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(items: Sequence[Reported]) -> str:
+    """GitHub Actions workflow commands: one annotation per finding on the changed file."""
+    lines = []
+    for item in items:
+        f = item.finding
+        level = "error" if item.fails else "warning"
+        title = _gh_property(f"{f.code} {RULES[f.code].name} [{f.tier}]")
+        props = f"file={_gh_property(f.path)},line={f.line},col={f.col},title={title}"
+        message = _gh_data(f"{f.message}\n{_edit_text(f)}")
+        lines.append(f"::{level} {props}::{message}")
+    return "".join(line + "\n" for line in lines)
+
+
+def sarif_document(items: Sequence[Reported]) -> dict[str, object]:
+    """A SARIF 2.1.0 log with one run, the full rule metadata and one result per finding."""
+    codes = list(Code)
+    rules = [
+        {
+            "id": str(code),
+            "name": RULES[code].name,
+            "shortDescription": {"text": RULES[code].summary},
+            "fullDescription": {"text": RULES[code].explanation},
+            "help": {"text": f"{RULES[code].summary} {RULES[code].explanation}"},
+            "helpUri": f"{INFORMATION_URI}-{str(code).lower()}",
+            "defaultConfiguration": {"level": "error"},
+        }
+        for code in codes
+    ]
+    results = []
+    for item in items:
+        f = item.finding
+        results.append(
+            {
+                "ruleId": str(f.code),
+                "ruleIndex": codes.index(f.code),
+                "level": "error" if item.fails else "warning",
+                "message": {"text": f"{f.message} ({_edit_text(f)})"},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": f.path.replace("\\", "/")},
+                            "region": {"startLine": f.line, "startColumn": f.col},
+                        }
+                    }
+                ],
+                "properties": {
+                    "tier": str(f.tier),
+                    "fails": item.fails,
+                    "fix": f.fix,
+                    "unfixableReason": f.unfixable_reason,
+                },
+            }
+        )
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "esper-migrate",
+                        "version": __version__,
+                        "semanticVersion": __version__.split("+")[0],
+                        "informationUri": INFORMATION_URI,
+                        "rules": rules,
+                    }
+                },
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
+    }
+
+
+def render_sarif(items: Sequence[Reported]) -> str:
+    return json.dumps(sarif_document(items), indent=2) + "\n"
