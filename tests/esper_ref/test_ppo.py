@@ -32,7 +32,7 @@ def _batch(
     buf = TamiyoRolloutBuffer(num_envs, steps, OBS, SLOTS, policy.lstm_hidden_dim)
     hidden = policy.initial_hidden(num_envs)
     masks = {h: torch.ones(num_envs, n, dtype=torch.bool) for h, n in head_sizes(SLOTS).items()}
-    for t in range(steps):
+    for _ in range(steps):
         feats = torch.randn(num_envs, OBS, generator=g)
         bp = torch.randint(-1, 13, (num_envs, SLOTS), generator=g)
         act = policy.get_action(feats, bp, masks, hidden=hidden)
