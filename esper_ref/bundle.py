@@ -1,0 +1,212 @@
+"""``LSTMPolicyBundle``: the audit's four-method policy API over the Phase 4 network.
+
+Rollout (2-D, one step per call)::
+
+    bundle = LSTMPolicyBundle(state_dim=114, num_slots=3)
+    hidden = bundle.initial_hidden(num_envs)
+    result = bundle.get_action(features, blueprint_indices, masks, hidden)
+    # result.actions[h], result.log_probs[h], result.value = Q(s, result.sampled_op)
+    hidden = result.hidden
+
+Update (3-D sequences ``[batch, seq, ...]`` from the buffer)::
+
+    ev = bundle.evaluate_actions(states, blueprint_indices, actions, masks, initial_hidden)
+    # ev.log_probs[h], ev.entropy[h], ev.value = Q(s, stored op)
+
+Bootstrap from the post-step state: either the audit's ``get_action(..., deterministic=True)
+.value`` (Q(s', greedy op)) or :meth:`LSTMPolicyBundle.expected_value` (sum over allowed ops of
+pi(op | s') Q(s', op), an estimate of V(s')). ``get_value`` is for debugging only.
+
+``masks`` is a dict keyed by ``contracts.phase4.HEAD_NAMES`` of bool tensors, True = allowed;
+a missing head is all allowed. ``blueprint_indices`` is int64 with -1 for an empty slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from contracts.phase4 import (
+    BLUEPRINT_EMBED_DIM,
+    DEFAULT_NUM_SLOTS,
+    FEATURE_DIM,
+    HEAD_NAMES,
+    LSTM_HIDDEN_DIM,
+)
+from esper_ref.network import (
+    ActionResult,
+    EvalResult,
+    FactoredRecurrentActorCritic,
+    ForwardOutput,
+    Hidden,
+)
+
+__all__ = ["ActionResult", "EvalResult", "ForwardOutput", "Hidden", "LSTMPolicyBundle"]
+
+_HEADS = frozenset(HEAD_NAMES)
+
+
+def _mask_sequence(masks: Mapping[str, Tensor]) -> list[Tensor | None]:
+    unknown = [k for k in masks if k not in _HEADS]
+    if unknown:
+        raise ValueError(f"masks: unknown head(s) {unknown}; heads are {list(HEAD_NAMES)}")
+    return [masks.get(name) for name in HEAD_NAMES]
+
+
+class LSTMPolicyBundle:
+    """The policy as the trainer sees it: sample, re-score, value, hidden state."""
+
+    def __init__(
+        self,
+        state_dim: int,
+        num_slots: int = DEFAULT_NUM_SLOTS,
+        feature_dim: int = FEATURE_DIM,
+        lstm_hidden_dim: int = LSTM_HIDDEN_DIM,
+        blueprint_embed_dim: int = BLUEPRINT_EMBED_DIM,
+        head_hidden_dim: int = 256,
+        value_hidden_dim: int = 256,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        network = FactoredRecurrentActorCritic(
+            state_dim,
+            num_slots,
+            feature_dim=feature_dim,
+            lstm_hidden_dim=lstm_hidden_dim,
+            blueprint_embed_dim=blueprint_embed_dim,
+            head_hidden_dim=head_hidden_dim,
+            value_hidden_dim=value_hidden_dim,
+        )
+        self.network = network.to(device)
+
+    @classmethod
+    def from_network(cls, network: FactoredRecurrentActorCritic) -> LSTMPolicyBundle:
+        """Wrap an existing network (shares its parameters)."""
+        bundle = cls.__new__(cls)
+        bundle.network = network
+        return bundle
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def state_dim(self) -> int:
+        return self.network.state_dim
+
+    @property
+    def num_slots(self) -> int:
+        return self.network.num_slots
+
+    @property
+    def lstm_hidden_dim(self) -> int:
+        return self.network.lstm_hidden_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    # ------------------------------------------------------------------ the four methods
+
+    def get_action(
+        self,
+        features: Tensor,
+        blueprint_indices: Tensor,
+        masks: Mapping[str, Tensor],
+        hidden: Hidden | None = None,
+        deterministic: bool = False,
+    ) -> ActionResult:
+        """Sample every head (argmax if ``deterministic``); value = Q(s, the sampled op).
+
+        No autograd is recorded and nothing syncs with the device.
+        """
+        with torch.no_grad():
+            return self.network.act(
+                features, blueprint_indices, _mask_sequence(masks), hidden, deterministic
+            )
+
+    def forward(
+        self,
+        features: Tensor,
+        blueprint_indices: Tensor,
+        masks: Mapping[str, Tensor],
+        hidden: Hidden | None = None,
+    ) -> ForwardOutput:
+        """Masked logits of every head, the sampled op, Q(s, that op) and the new hidden."""
+        return self.network.forward_masks(
+            features, blueprint_indices, _mask_sequence(masks), hidden
+        )
+
+    __call__ = forward
+
+    def evaluate_actions(
+        self,
+        features: Tensor,
+        blueprint_indices: Tensor,
+        actions: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor],
+        hidden: Hidden | None = None,
+        episode_starts: Tensor | None = None,
+    ) -> EvalResult:
+        """Per-head log-probs and entropies of stored actions, and Q(s, stored op).
+
+        ``episode_starts`` (bool ``[batch, seq]``, optional) zeroes the LSTM state before the
+        marked steps, so a sequence that spans an episode boundary carries nothing across it.
+        """
+        return self.network.evaluate(
+            features, blueprint_indices, actions, _mask_sequence(masks), hidden, episode_starts
+        )
+
+    def get_value(
+        self, features: Tensor, blueprint_indices: Tensor, hidden: Hidden | None = None
+    ) -> Tensor:
+        """Q(s, op) for every op, ``[..., num_ops]``. DEBUG ONLY: never use it for training."""
+        return self.network.get_value(features, blueprint_indices, hidden)
+
+    def expected_value(
+        self,
+        features: Tensor,
+        blueprint_indices: Tensor,
+        masks: Mapping[str, Tensor],
+        hidden: Hidden | None = None,
+    ) -> Tensor:
+        """sum over allowed ops of pi(op | s) Q(s, op): the "expected" bootstrap, ``[...]``."""
+        return self.network.expected(features, blueprint_indices, _mask_sequence(masks)[0], hidden)
+
+    # ------------------------------------------------------------------ hidden state
+
+    def initial_hidden(self, batch: int) -> Hidden:
+        """Zero LSTM state, each ``[1, batch, lstm_hidden_dim]``."""
+        return self.network.initial_hidden(batch)
+
+    @staticmethod
+    def reset_hidden(hidden: Hidden, done: Tensor) -> Hidden:
+        """Zero the rows of ``hidden`` where ``done`` (bool ``[batch]``) is True, on device."""
+        keep = ~done.view(1, -1, 1)
+        return torch.where(keep, hidden[0], 0.0), torch.where(keep, hidden[1], 0.0)
+
+    # ------------------------------------------------------------------ nn.Module plumbing
+
+    def parameters(self, recurse: bool = True) -> Any:
+        return self.network.parameters(recurse)
+
+    def named_parameters(self, *args: Any, **kwargs: Any) -> Any:
+        return self.network.named_parameters(*args, **kwargs)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.network.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
+        return self.network.load_state_dict(state_dict, strict=strict)
+
+    def to(self, device: torch.device | str) -> LSTMPolicyBundle:
+        self.network.to(device)
+        return self
+
+    def train(self, mode: bool = True) -> LSTMPolicyBundle:
+        self.network.train(mode)
+        return self
+
+    def eval(self) -> LSTMPolicyBundle:
+        self.network.eval()
+        return self
