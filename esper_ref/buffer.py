@@ -89,27 +89,30 @@ class TamiyoRolloutBuffer:
         self.device = torch.device(device)
         self.head_sizes = head_sizes(num_slots)
         e, t, dev = num_envs, max_steps, self.device
-        f32 = {"dtype": torch.float32, "device": dev}
-        self.features = torch.zeros(e, t, obs_dim, **f32)
+
+        def f32(*shape: int) -> Tensor:
+            return torch.zeros(*shape, dtype=torch.float32, device=dev)
+
+        self.features = f32(e, t, obs_dim)
         self.blueprint_indices = torch.full(
             (e, t, num_slots), NULL_BLUEPRINT, dtype=torch.int64, device=dev
         )
         self.actions = {h: torch.zeros(e, t, dtype=torch.int64, device=dev) for h in HEAD_NAMES}
-        self.log_probs = {h: torch.zeros(e, t, **f32) for h in HEAD_NAMES}
+        self.log_probs = {h: f32(e, t) for h in HEAD_NAMES}
         self.masks = {
             h: torch.ones(e, t, n, dtype=torch.bool, device=dev) for h, n in self.head_sizes.items()
         }
-        self.values = torch.zeros(e, t, **f32)
-        self.state_values = torch.zeros(e, t, **f32)
-        self.rewards = torch.zeros(e, t, **f32)
+        self.values = f32(e, t)
+        self.state_values = f32(e, t)
+        self.rewards = f32(e, t)
         self.terminated = torch.zeros(e, t, dtype=torch.bool, device=dev)
         self.truncated = torch.zeros(e, t, dtype=torch.bool, device=dev)
-        self.bootstrap_values = torch.zeros(e, t, **f32)
+        self.bootstrap_values = f32(e, t)
         self.executed_op = torch.zeros(e, t, dtype=torch.int64, device=dev)
-        self.hidden_h = torch.zeros(e, t, hidden_dim, **f32)
-        self.hidden_c = torch.zeros(e, t, hidden_dim, **f32)
-        self.advantages = torch.zeros(e, t, **f32)
-        self.returns = torch.zeros(e, t, **f32)
+        self.hidden_h = f32(e, t, hidden_dim)
+        self.hidden_c = f32(e, t, hidden_dim)
+        self.advantages = f32(e, t)
+        self.returns = f32(e, t)
         self.pos = torch.zeros(e, dtype=torch.int64, device=dev)
         self._gae_done = False
 
@@ -214,8 +217,8 @@ class TamiyoRolloutBuffer:
         lastgae = torch.zeros(self.num_envs, device=self.device)
         self.advantages.zero_()
         for t in reversed(range(self.max_steps)):
-            in_range = t < self.pos
-            is_last = t == self.pos - 1
+            in_range = self.pos.gt(t)
+            is_last = self.pos.eq(t + 1)
             if t + 1 < self.max_steps:
                 next_v = torch.where(is_last, last_values, self.state_values[:, t + 1])
             else:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from esper_ref import __version__
@@ -13,6 +17,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+DEFAULT_OUT_DIR = Path("runs/esper-ref")
 
 
 def _version_callback(value: bool) -> None:
@@ -28,6 +34,129 @@ def _root(
     ),
 ) -> None:
     """Train and evaluate the reference op-conditioned Phase 4 policy."""
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    num_envs: Annotated[
+        int | None, typer.Option("--num-envs", help="Parallel envs [default 16].")
+    ] = None,
+    total_steps: Annotated[
+        int | None,
+        typer.Option("--total-steps", help="Env steps over all envs [default 200000]."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of everything [default 0].")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="torch device [default cpu].")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            help=f"Metrics, checkpoint and curve go here [default {DEFAULT_OUT_DIR}, or the "
+            "checkpoint's folder with --resume].",
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume", help="Continue the run saved in this checkpoint (bit for bit on CPU)."
+        ),
+    ] = None,
+    no_blueprints: Annotated[
+        bool,
+        typer.Option(
+            "--no-blueprints", help="Ablation: hide blueprint_indices (all -1) from the policy."
+        ),
+    ] = False,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
+) -> None:
+    """Train the policy on the built-in slot-lifecycle environment."""
+    from esper_ref.config import TrainConfig
+    from esper_ref.train import CHECKPOINT_NAME, CURVE_NAME, METRICS_NAME, Trainer
+
+    given = {
+        "num_envs": num_envs,
+        "total_steps": total_steps,
+        "seed": seed,
+        "device": device,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if no_blueprints:
+        given["use_blueprint_indices"] = False
+    try:
+        if resume is not None:
+            fixed = sorted(set(given) - {"total_steps", "device"})
+            if fixed:
+                _fail(f"--resume continues a run as saved; cannot change {', '.join(fixed)}")
+            folder = out_dir if out_dir is not None else resume.parent
+            trainer = Trainer.resume(resume, out_dir=folder, overrides=given)
+        else:
+            folder = out_dir if out_dir is not None else DEFAULT_OUT_DIR
+            trainer = Trainer(TrainConfig(**given), out_dir=folder)  # type: ignore[arg-type]
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    cfg = trainer.config
+    typer.echo(
+        f"training: {cfg.num_envs} envs x {cfg.num_steps} steps per update, "
+        f"{cfg.num_updates} updates ({cfg.num_updates * cfg.batch_size:,} env steps), "
+        f"seed {cfg.seed}, device {cfg.device}, out {folder}"
+    )
+    result = trainer.train(progress=progress)
+    ret = result.recent_return()
+    typer.echo(
+        f"done: {result.global_step:,} env steps, {result.updates} updates, "
+        f"{result.wall_time:.1f} s, recent return " + ("n/a" if math.isnan(ret) else f"{ret:.3f}")
+    )
+    typer.echo(f"checkpoint: {folder / CHECKPOINT_NAME}")
+    typer.echo(f"metrics: {folder / METRICS_NAME}")
+    if (folder / CURVE_NAME).exists():
+        typer.echo(f"learning curve: {folder / CURVE_NAME}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint.pt written by `esper-ref train`.")
+    ],
+    episodes: Annotated[
+        int, typer.Option("--episodes", "-n", help="Episodes to average over.")
+    ] = 20,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the evaluation environments.")
+    ] = 12345,
+    stochastic: Annotated[
+        bool,
+        typer.Option("--stochastic", help="Sample actions instead of the most likely ones."),
+    ] = False,
+) -> None:
+    """Report the mean return of a saved policy over N episodes."""
+    import numpy as np
+
+    from esper_ref.train import evaluate_checkpoint
+
+    try:
+        returns = evaluate_checkpoint(
+            checkpoint, episodes=episodes, seed=seed, deterministic=not stochastic
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    arr = np.asarray(returns)
+    typer.echo(
+        f"mean return: {arr.mean():.4f} (std {arr.std():.4f}, min {arr.min():.4f}, "
+        f"max {arr.max():.4f}) over {len(arr)} episodes"
+    )
 
 
 def main() -> None:

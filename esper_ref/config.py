@@ -35,6 +35,8 @@ class TrainConfig:
     # Policy size
     feature_dim: int = 64
     lstm_hidden_dim: int = 64
+    head_hidden_dim: int = 64
+    value_hidden_dim: int = 64
     # Rollout
     num_steps: int = 50
     """Steps per env per update (one rollout); the buffer holds ``num_envs x num_steps``."""
