@@ -201,7 +201,8 @@ class Trainer:
         """Value of a post-step state: Q(s', greedy op) or sum_op pi(op|s') Q(s', op)."""
         value: Tensor
         if self.config.bootstrap == "greedy":
-            value = self.policy.get_action(feats, bp, masks, hidden=hidden, deterministic=True).value
+            greedy = self.policy.get_action(feats, bp, masks, hidden=hidden, deterministic=True)
+            value = greedy.value
         else:
             value = self.policy.expected_value(feats, bp, masks, hidden=hidden)
         return value
