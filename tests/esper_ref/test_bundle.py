@@ -192,12 +192,12 @@ def test_initial_and_reset_hidden() -> None:
 
 def test_state_dict_round_trip_reproduces_outputs() -> None:
     first, second = tiny_bundle(seed=0), tiny_bundle(seed=1)
-    features, idx, masks = rollout_inputs(4)
+    features, idx, _ = rollout_inputs(4)
     assert not torch.allclose(first.get_value(features, idx), second.get_value(features, idx))
     second.load_state_dict(first.state_dict())
     torch.testing.assert_close(first.get_value(features, idx), second.get_value(features, idx))
     wrapped = LSTMPolicyBundle.from_network(first.network)
-    assert list(wrapped.parameters())[0] is list(first.parameters())[0]
+    assert next(iter(wrapped.parameters())) is next(iter(first.parameters()))
     assert wrapped.num_slots == SLOTS and wrapped.state_dim == STATE_DIM
     assert wrapped.device == torch.device("cpu")
 
