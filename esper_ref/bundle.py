@@ -15,7 +15,9 @@ Update (3-D sequences ``[batch, seq, ...]`` from the buffer)::
 
 Bootstrap from the post-step state: either the audit's ``get_action(..., deterministic=True)
 .value`` (Q(s', greedy op)) or :meth:`LSTMPolicyBundle.expected_value` (sum over allowed ops of
-pi(op | s') Q(s', op), an estimate of V(s')). ``get_value`` is for debugging only.
+pi(op | s') Q(s', op), an estimate of V(s')). ``get_action`` also returns that expectation for
+the current state as ``result.expected_value``, at no extra cost. ``get_value`` is for
+debugging only.
 
 ``masks`` is a dict keyed by ``contracts.phase4.HEAD_NAMES`` of bool tensors, True = allowed;
 a missing head is all allowed. ``blueprint_indices`` is int64 with -1 for an empty slot.

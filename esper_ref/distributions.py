@@ -88,10 +88,11 @@ class HeadLayout(nn.Module):
         }
 
     def stack_actions(self, actions: Mapping[str, Tensor]) -> Tensor:
-        """Per-head int64 actions -> ``[..., H]`` (missing heads -> 0, an always-valid index)."""
-        first = next(iter(actions.values()))
-        cols = [actions[n] if n in actions else torch.zeros_like(first) for n in self.names]
-        return torch.stack(cols, dim=-1)
+        """Per-head int64 actions -> ``[..., H]``; every head must be present."""
+        missing = [n for n in self.names if n not in actions]
+        if missing:
+            raise ValueError(f"actions: missing head(s) {missing}; heads are {list(self.names)}")
+        return torch.stack([actions[n] for n in self.names], dim=-1)
 
 
 def masked_log_softmax(logits: Tensor, mask: Tensor, first_column: Tensor) -> MaskedHeads:

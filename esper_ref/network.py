@@ -68,6 +68,8 @@ class ActionResult(NamedTuple):
     sampled_op: Tensor  # int64 [*lead], the same tensor values as actions["op"]
     hidden: Hidden  # each [1, batch, lstm_hidden_dim]
     op_probs: Tensor  # pi(op | s) under the op mask, [*lead, num_ops]
+    # sum over allowed ops of pi(op | s) Q(s, op), [*lead]: V(s) for free with the action
+    expected_value: Tensor
 
 
 class EvalResult(NamedTuple):
@@ -255,6 +257,7 @@ class FactoredRecurrentActorCritic(nn.Module):
             op,
             new_hidden,
             op_probs,
+            (op_probs * q).sum(dim=-1),
         )
 
     def evaluate(

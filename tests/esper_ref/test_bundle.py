@@ -135,6 +135,9 @@ def test_expected_value_is_the_policy_average_of_q_over_allowed_ops() -> None:
     assert (pi[:, 1] == 0).all()
     torch.testing.assert_close(v, (pi * q).sum(-1), atol=1e-6, rtol=0)
     assert v.shape == (8,)
+    # get_action returns the same expectation with the action, at no extra forward pass.
+    res = bundle.get_action(features, idx, masks)
+    torch.testing.assert_close(res.expected_value, v, atol=1e-6, rtol=0)
     seq_features, seq_idx, seq_masks = rollout_inputs(2, 3)
     assert bundle.expected_value(seq_features, seq_idx, seq_masks).shape == (2, 3)
 
@@ -215,3 +218,11 @@ def test_missing_mask_heads_allow_everything() -> None:
     features, idx, _ = rollout_inputs(300)
     res = bundle.get_action(features, idx, {})
     assert res.actions["blueprint"].unique().numel() > 5
+
+
+def test_missing_action_heads_are_rejected() -> None:
+    bundle = tiny_bundle()
+    features, idx, masks = rollout_inputs(2)
+    with pytest.raises(ValueError, match=r"missing head\(s\) \['tempo'\]"):
+        actions = {n: torch.zeros(2, dtype=torch.long) for n in HEAD_NAMES if n != "tempo"}
+        bundle.evaluate_actions(features, idx, actions, masks)
