@@ -1,0 +1,198 @@
+"""EM003 signature-drift: an implementer disagrees with its protocol or its siblings.
+
+For every protocol of the spec and each of its target members, the group is the protocol's
+definition plus the definition in every implementer: classes that inherit from the protocol
+(tier ``resolved``) and classes that define every target member of it (tier ``name``, a
+structural implementer such as a second bundle nobody registered). When the group does not
+agree on the new parameter (present or not, and at which position), each definition that
+deviates from the migrated signature (the parameter right after the features) is flagged:
+code typed against the protocol calls them all the same way, and one of them breaks.
+
+Only the new parameter is compared: implementers that add their own optional parameters are
+not drift for this migration.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from esper_migrate.index import ClassInfo, FunctionInfo, Index
+from esper_migrate.records import Code, Finding, Tier
+from esper_migrate.rules_check import CheckContext
+
+CODE = Code.SIGNATURE_DRIFT
+
+FLAGGED = [
+    """
+from typing import Protocol
+
+class PolicyBundle(Protocol):
+    def get_action(self, features, blueprint_indices, hidden=None): ...
+    def forward(self, features, blueprint_indices, hidden=None): ...
+    def evaluate_actions(self, features, blueprint_indices, actions, hidden=None): ...
+    def get_value(self, features, blueprint_indices, hidden=None): ...
+
+class LSTMPolicyBundle(PolicyBundle):
+    def get_action(self, features, blueprint_indices, hidden=None): ...
+    def forward(self, features, blueprint_indices, hidden=None): ...
+    def evaluate_actions(self, features, blueprint_indices, actions, hidden=None): ...
+    def get_value(self, features, blueprint_indices, hidden=None): ...
+
+class HeuristicPolicyBundle:
+    def get_action(self, features, hidden=None): ...  # flagged
+    def forward(self, features, blueprint_indices, hidden=None): ...
+    def evaluate_actions(self, features, actions, blueprint_indices, hidden=None): ...  # flagged
+    def get_value(self, features, blueprint_indices, hidden=None): ...
+""",
+]
+
+NOT_FLAGGED = [
+    """
+from typing import Protocol
+
+class PolicyBundle(Protocol):
+    def get_action(self, features, blueprint_indices, hidden=None): ...
+    def forward(self, features, blueprint_indices, hidden=None): ...
+    def evaluate_actions(self, features, blueprint_indices, actions, hidden=None): ...
+    def get_value(self, features, blueprint_indices, hidden=None): ...
+
+class HeuristicPolicyBundle:
+    def get_action(self, obs, blueprint_indices, hidden=None, temperature=1.0): ...
+    def forward(self, obs, blueprint_indices, hidden=None): ...
+    def evaluate_actions(self, obs, blueprint_indices, actions, hidden=None): ...
+    def get_value(self, obs, blueprint_indices, hidden=None): ...
+
+class ScriptedPolicy:  # a look-alike: same names, not an implementer
+    def get_action(self, obs, epoch=0): ...
+    def evaluate_actions(self, actions): ...
+""",
+]
+
+
+def _position(fn: FunctionInfo, name: str) -> int | None:
+    """Position of the new parameter among the positional parameters (None: absent)."""
+    positional = [p["name"] for p in fn["params"] if p["kind"] in ("pos", "posonly")]
+    if name in positional:
+        return positional.index(name)
+    if any(p["name"] == name for p in fn["params"]):
+        return -1  # keyword-only: present, but not where positional callers put it
+    return None
+
+
+def _implements(index: Index, info: ClassInfo, protocol: str, members: list[str]) -> Tier | None:
+    if info["name"] == protocol:
+        return None
+    if protocol in index.ancestors(info["name"])[1:]:
+        return Tier.RESOLVED
+    if not info["protocol"] and all(m in info["methods"] for m in members):
+        return Tier.NAME
+    return None
+
+
+def check(ctx: CheckContext) -> list[Finding]:
+    index = ctx.index
+    protocols = [t for t in ctx.spec.targets if t.kind == "protocol"]
+    if not protocols:
+        return []
+    param = ctx.spec.parameter.name
+    expected = ctx.spec.parameter.after_position + 1
+    local_classes = {
+        node.name: node for node in ast.walk(ctx.tree) if isinstance(node, ast.ClassDef)
+    }
+    found: list[Finding] = []
+    for target in protocols:
+        proto_info = index.class_info(target.name)
+        if proto_info is None:
+            continue
+        members = [m for m in target.methods if m in proto_info["methods"]]
+        implementers = [
+            (info, tier)
+            for infos in index.classes.values()
+            for info in infos
+            if (tier := _implements(index, info, target.name, members)) is not None
+        ]
+        if not implementers:
+            continue
+        for member in members:
+            group: list[tuple[ClassInfo, FunctionInfo, Tier]] = [
+                (proto_info, proto_info["methods"][member], Tier.RESOLVED)
+            ]
+            group.extend(
+                (info, info["methods"][member], tier)
+                for info, tier in implementers
+                if member in info["methods"]
+            )
+            positions = {_position(fn, param) for _, fn, _ in group}
+            if len(positions) < 2:
+                continue
+            for info, fn, tier in group:
+                if info["path"] != ctx.path or info["name"] not in local_classes:
+                    continue
+                position = _position(fn, param)
+                if position == expected:
+                    continue
+                found.append(_finding(ctx, info, fn, tier, group, position, expected, target.name))
+    return found
+
+
+def _describe(position: int | None, expected: int) -> str:
+    if position is None:
+        return "lacks"
+    if position == -1:
+        return "takes as keyword-only"
+    return f"takes at position {position} (expected {expected})"
+
+
+def _finding(
+    ctx: CheckContext,
+    info: ClassInfo,
+    fn: FunctionInfo,
+    tier: Tier,
+    group: list[tuple[ClassInfo, FunctionInfo, Tier]],
+    position: int | None,
+    expected: int,
+    protocol: str,
+) -> Finding:
+    param = ctx.spec.parameter.name
+    others = [
+        f"{other['name']}.{other_fn['name']}"
+        for other, other_fn, _ in group
+        if other is not info and _position(other_fn, param) != position
+    ]
+    role = "protocol member" if info["name"] == protocol else f"implementer of {protocol}"
+    message = (
+        f"{info['name']}.{fn['name']} ({role}) {_describe(position, expected)} `{param}`, "
+        f"unlike {', '.join(others)}"
+    )
+    positional = [p for p in fn["params"] if p["kind"] in ("pos", "posonly")]
+    after = ctx.spec.parameter.after_position
+    if position is None and len(positional) > after:
+        annotation = ctx.spec.parameter.annotation
+        spelled = f"{param}: {annotation}" if annotation else param
+        fix: str | None = f"add parameter `{spelled}` after `{positional[after]['name']}`"
+        reason = None
+    else:
+        fix = None
+        reason = f"`{param}` is in the wrong place; moving it changes every positional caller"
+    node = _def_node(ctx, info["name"], fn["name"])
+    return Finding(
+        path=ctx.path,
+        line=node.lineno if node is not None else fn["line"],
+        col=(node.col_offset + 1) if node is not None else 1,
+        code=CODE,
+        message=message,
+        tier=tier,
+        fix=fix,
+        unfixable_reason=reason,
+    )
+
+
+def _def_node(
+    ctx: CheckContext, cls: str, method: str
+) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    for node in ast.walk(ctx.tree):
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for stmt in node.body:
+                if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and stmt.name == method:
+                    return stmt
+    return None
