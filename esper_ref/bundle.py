@@ -19,8 +19,8 @@ pi(op | s') Q(s', op), an estimate of V(s')). ``get_action`` also returns that e
 the current state as ``result.expected_value``, at no extra cost. ``get_value`` is for
 debugging only.
 
-``masks`` is a dict keyed by ``contracts.phase4.HEAD_NAMES`` of bool tensors, True = allowed;
-a missing head is all allowed. ``blueprint_indices`` is int64 with -1 for an empty slot.
+``masks`` is a dict with one bool tensor per head of ``contracts.phase4.HEAD_NAMES``, True =
+allowed (every head is required). ``blueprint_indices`` is int64 with -1 for an empty slot.
 """
 
 from __future__ import annotations
@@ -52,10 +52,15 @@ _HEADS = frozenset(HEAD_NAMES)
 
 
 def _mask_sequence(masks: Mapping[str, Tensor]) -> list[Tensor | None]:
-    unknown = [k for k in masks if k not in _HEADS]
-    if unknown:
-        raise ValueError(f"masks: unknown head(s) {unknown}; heads are {list(HEAD_NAMES)}")
-    return [masks.get(name) for name in HEAD_NAMES]
+    # Every head's mask is required: a forgotten mask would silently allow every action.
+    if masks.keys() != _HEADS:
+        missing = [k for k in HEAD_NAMES if k not in masks]
+        unknown = [k for k in masks if k not in _HEADS]
+        raise ValueError(
+            f"masks: missing head(s) {missing}, unknown head(s) {unknown}; "
+            f"heads are {list(HEAD_NAMES)}"
+        )
+    return [masks[name] for name in HEAD_NAMES]
 
 
 class LSTMPolicyBundle:
