@@ -1,0 +1,279 @@
+"""The fast path: a wrapper generated as Python source for one contract.
+
+The wrapper has the decorated function's own signature, so Python binds the arguments (no
+``inspect.bind`` per call), and its body is straight-line code specialised to the specs:
+``type(x) is Tensor``, ``x.dtype is torch.int64``, ``len(s := x.shape) == 2``, ``s[0] == batch``.
+Every test is a cheap attribute or integer comparison, and it is plain Python on shapes and
+dtypes, so ``torch.compile`` traces it into the graph's guards. On the first doubt the call
+goes to :meth:`Plan.slow`, which checks thoroughly and either raises one ``ContractError``
+listing every violation or lets the call proceed (a tensor subclass, a Mapping that is not a
+dict: legal, just not on the fast path).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import linecache
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from contracts.plan import MISSING, Plan
+from contracts.spec import DTYPES, FAMILIES, DictSpec, Spec, TensorSpec, is_variadic
+from contracts.switch import OVERRIDE
+
+__all__ = ["compile_wrapper"]
+
+_counter = itertools.count()
+
+_BOUND, _MAYBE, _UNBOUND = "bound", "maybe", "unbound"
+
+
+class _Gen:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.ns: dict[str, Any] = {
+            "_ct_T": torch.Tensor,
+            "_ct_M": MISSING,
+            "_ct_ovr": OVERRIDE,
+            "_ct_getattr": getattr,
+            "_ct_slow": plan.slow,
+            "_ct_slowret": plan.slow_return,
+        }
+        self.consts: dict[int, str] = {}
+        self.tmp = itertools.count()
+        self.state: dict[str, str] = {}
+        self.device_state = _UNBOUND
+        self.needs_init: set[str] = set()
+        self.lines: list[str] = []
+        self.fail = ""
+
+    def const(self, value: object, prefix: str) -> str:
+        key = id(value)
+        if key not in self.consts:
+            name = f"_ct_{prefix}{len(self.consts)}"
+            self.consts[key] = name
+            self.ns[name] = value
+        return self.consts[key]
+
+    def var(self, prefix: str) -> str:
+        return f"_ct_{prefix}{next(self.tmp)}"
+
+    @staticmethod
+    def sym(name: str) -> str:
+        return f"_ct_s_{name}"
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    # --------------------------------------------------------------------------- specs
+
+    def spec(self, s: Spec, expr: str, indent: int, conditional: bool) -> None:
+        if s.optional:
+            self.emit(indent, f"if {expr} is not None:")
+            indent += 1
+            conditional = True
+        if isinstance(s, TensorSpec):
+            self.tensor(s, expr, indent, conditional)
+        elif isinstance(s, DictSpec):
+            self.dict(s, expr, indent, conditional)
+        else:
+            self.emit(indent, f"if type({expr}) is not tuple or len({expr}) != {len(s.items)}:")
+            self.emit(indent + 1, self.fail)
+            for i, item in enumerate(s.items):
+                v = self.var("v")
+                self.emit(indent, f"{v} = {expr}[{i}]")
+                self.spec(item, v, indent, conditional)
+
+    def dict(self, s: DictSpec, expr: str, indent: int, conditional: bool) -> None:
+        if s.keys is not None:
+            keys = self.const(frozenset(s.keys), "keys")
+            self.emit(indent, f"if type({expr}) is not dict or {expr}.keys() != {keys}:")
+            self.emit(indent + 1, self.fail)
+            for key, item in s.keys.items():
+                v = self.var("v")
+                self.emit(indent, f"{v} = {expr}[{key!r}]")
+                self.spec(item, v, indent, conditional)
+            return
+        assert s.values is not None
+        self.emit(indent, f"if type({expr}) is not dict:")
+        self.emit(indent + 1, self.fail)
+        v = self.var("v")
+        self.emit(indent, f"for {v} in {expr}.values():")
+        self.spec(s.values, v, indent + 1, True)
+
+    def tensor(self, s: TensorSpec, expr: str, indent: int, conditional: bool) -> None:
+        sh = self.var("sh")
+        tests = [f"type({expr}) is _ct_T"]
+        if s.dtype in FAMILIES:
+            if s.dtype != "any":
+                tests.append(f"{expr}.dtype in {self.const(FAMILIES[s.dtype], 'fam')}")
+        else:
+            tests.append(f"{expr}.dtype is {self.const(DTYPES[s.dtype], 'dt')}")
+        dims = s.shape
+        variadic = next((i for i, d in enumerate(dims) if is_variadic(d)), None)
+        if variadic is None:
+            tests.append(f"len({sh} := {expr}.shape) == {len(dims)}")
+        elif len(dims) > 1:
+            tests.append(f"len({sh} := {expr}.shape) >= {len(dims) - 1}")
+        else:
+            tests.append(f"({sh} := {expr}.shape) is not None")
+        binds: list[str] = []
+        here: dict[str, str] = {}
+        for i, d in enumerate(dims):
+            if variadic is None or i < variadic:
+                at = f"{sh}[{i}]"
+            elif i == variadic:
+                after = len(dims) - variadic - 1
+                at = f"{sh}[{i}:{-after if after else ''}]"
+            else:
+                at = f"{sh}[{i - len(dims)}]"
+            if isinstance(d, int):
+                tests.append(f"{at} == {d}")
+                continue
+            if d in ("_", "*", "...", "*_"):
+                continue
+            name = d[1:] if d.startswith("*") else d
+            if name in here:  # the same symbol twice in one tensor, e.g. [n, n]
+                tests.append(f"{at} == {here[name]}")
+                continue
+            here[name] = at
+            self.symbol(name, at, tests, binds, conditional)
+        if s.device is not None:
+            self.device(s.device, expr, tests, binds, conditional)
+        self.emit(indent, f"if not ({' and '.join(tests)}):")
+        self.emit(indent + 1, self.fail)
+        for b in binds:
+            self.emit(indent, b)
+
+    def symbol(self, name: str, at: str, tests: list[str], binds: list[str], cond: bool) -> None:
+        var = self.sym(name)
+        state = self.state.get(name, _UNBOUND)
+        if state == _BOUND:
+            tests.append(f"{at} == {var}")
+        elif state == _UNBOUND and not cond:
+            binds.append(f"{var} = {at}")
+            self.state[name] = _BOUND
+        else:
+            tests.append(f"({at} == {var} if {var} is not None else ({var} := {at}) is not None)")
+            self.needs_init.add(var)
+            self.state[name] = _MAYBE if cond else _BOUND
+
+    def device(
+        self, device: str, expr: str, tests: list[str], binds: list[str], cond: bool
+    ) -> None:
+        if device != "same":
+            want = torch.device(device)
+            if want.index is None:
+                tests.append(f"{expr}.device.type == {want.type!r}")
+            else:
+                tests.append(f"{expr}.device == {self.const(want, 'dev')}")
+            return
+        var = "_ct_dev"
+        if self.device_state == _BOUND:
+            tests.append(f"{expr}.device == {var}")
+        elif self.device_state == _UNBOUND and not cond:
+            binds.append(f"{var} = {expr}.device")
+            self.device_state = _BOUND
+        else:
+            tests.append(
+                f"({expr}.device == {var} if {var} is not None "
+                f"else ({var} := {expr}.device) is not None)"
+            )
+            self.needs_init.add(var)
+            self.device_state = _MAYBE if cond else _BOUND
+
+    # ------------------------------------------------------------------------- function
+
+    def build(self, fn: Callable[..., Any], default_level: int) -> Callable[..., Any]:
+        plan = self.plan
+        self.ns["_ct_fn"] = fn
+        sig_parts: list[str] = []
+        call_parts: list[str] = []
+        seen_kw_marker = False
+        prev_kind = None
+        for i, p in enumerate(plan.params):
+            if (
+                prev_kind == inspect.Parameter.POSITIONAL_ONLY
+                and p.kind != inspect.Parameter.POSITIONAL_ONLY
+            ):
+                sig_parts.append("/")
+            default = ""
+            if p.default is not inspect.Parameter.empty:
+                # The very default object, so that mutable defaults keep their identity.
+                self.ns[f"_ct_default{i}"] = p.default
+                default = f"=_ct_default{i}"
+            if p.kind == inspect.Parameter.VAR_POSITIONAL:
+                sig_parts.append(f"*{p.name}")
+                call_parts.append(f"*{p.name}")
+                seen_kw_marker = True
+            elif p.kind == inspect.Parameter.VAR_KEYWORD:
+                sig_parts.append(f"**{p.name}")
+                call_parts.append(f"**{p.name}")
+            elif p.kind == inspect.Parameter.KEYWORD_ONLY:
+                if not seen_kw_marker:
+                    sig_parts.append("*")
+                    seen_kw_marker = True
+                sig_parts.append(f"{p.name}{default}")
+                call_parts.append(f"{p.name}={p.name}")
+            else:
+                sig_parts.append(f"{p.name}{default}")
+                call_parts.append(p.name)
+            prev_kind = p.kind
+        if prev_kind == inspect.Parameter.POSITIONAL_ONLY:
+            sig_parts.append("/")
+        call = f"_ct_fn({', '.join(call_parts)})"
+        params = "(" + "".join(f"{p.name}, " for p in plan.params) + ")"
+        self.fail = f"return _ct_slow(_ct_l, {params}, lambda: {call})"
+
+        body = self.lines
+        self.emit(1, "_ct_l = _ct_ovr[0]")
+        self.emit(1, "if _ct_l is None:")
+        self.emit(2, f"_ct_l = {default_level}")
+        self.emit(1, "if _ct_l != 1:")
+        self.emit(2, "if _ct_l == 0:")
+        self.emit(3, f"return {call}")
+        self.emit(2, self.fail)
+        # Symbols first bound inside a loop or an optional argument start as None.
+        init_at = len(body)
+        for sym, value in plan.fixed:
+            self.emit(1, f"{self.sym(sym)} = {self.const(value, 'fix')}")
+            self.state[sym] = _BOUND
+        for sym, _path, root, attrs in plan.bind:
+            expr = plan.params[root].name
+            for a in attrs:
+                expr = f"_ct_getattr({expr}, {a!r}, _ct_M)"
+            self.emit(1, f"{self.sym(sym)} = {expr}")
+            self.emit(1, f"if type({self.sym(sym)}) is not int:")
+            self.emit(2, self.fail)
+            self.state[sym] = _BOUND
+        for name, _index, s in plan.args:
+            self.spec(s, name, 1, False)
+        self.emit(1, f"_ct_r = {call}")
+        if plan.returns is not None:
+            self.fail = f"return _ct_slowret(_ct_l, {params}, _ct_r)"
+            self.spec(plan.returns, "_ct_r", 1, False)
+        self.emit(1, "return _ct_r")
+        body[init_at:init_at] = [f"    {v} = None" for v in sorted(self.needs_init)]
+
+        filename = f"<contract {plan.name} #{next(_counter)}>"
+        source = f"def {_safe_name(plan.name)}({', '.join(sig_parts)}):\n" + "\n".join(body) + "\n"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        code = compile(source, filename, "exec")
+        exec(code, self.ns)
+        wrapper: Callable[..., Any] = self.ns[_safe_name(plan.name)]
+        functools.update_wrapper(wrapper, fn)
+        wrapper.__contract_source__ = source  # type: ignore[attr-defined]
+        return wrapper
+
+
+def _safe_name(name: str) -> str:
+    return name if name.isidentifier() else "checked"
+
+
+def compile_wrapper(plan: Plan, fn: Callable[..., Any], default_level: int) -> Callable[..., Any]:
+    """The checked wrapper of ``fn`` for ``plan`` (``default_level`` is ON or FULL)."""
+    return _Gen(plan).build(fn, default_level)
