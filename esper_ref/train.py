@@ -159,6 +159,8 @@ class Trainer:
         self.config = config.validate()
         cfg = self.config
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        if cfg.torch_threads is not None:
+            torch.set_num_threads(cfg.torch_threads)
         seed_everything(cfg.seed)
         self.env = env if env is not None else make_env(cfg)
         self.policy = policy if policy is not None else make_policy(cfg, self.env.obs_dim)
@@ -317,7 +319,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-            if self._writer is not None:
+            if self._writer:
                 self._writer.flush()
         if self.out_dir is not None:
             ckpt = self.save_checkpoint()
