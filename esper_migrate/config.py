@@ -90,8 +90,9 @@ def load_config(start: Path, explicit: Path | None = None) -> CheckConfig:
     """Read the configuration for a run started at ``start`` (or from the ``explicit`` file)."""
     pyproject = explicit if explicit is not None else find_pyproject(start)
     if pyproject is None:
-        base = start.resolve()
-        return CheckConfig(root=base if base.is_dir() else base.parent)
+        # No table anywhere above: the cwd is the project root (where the cache goes), as
+        # for ruff without a configuration.
+        return CheckConfig(root=Path.cwd().resolve())
     try:
         text = pyproject.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
