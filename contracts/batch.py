@@ -81,7 +81,7 @@ class TensorBatch(BaseModel):
         for name, field_spec in self.contract_fields:
             checker.check(name, getattr(self, name), field_spec)
         if checker.violations:
-            raise ContractError(type(self).__name__, checker.violations)
+            raise ContractError.of(type(self).__name__, checker.violations)
         self._dims = checker.symbols
 
     @property

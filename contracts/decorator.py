@@ -71,4 +71,4 @@ def check(
             raise TypeError(f"check({where!r}): {name} must be a (value, spec) pair")
         checker.check(name, pair[0], spec(pair[1]))
     if checker.violations:
-        raise ContractError(where, checker.violations)
+        raise ContractError.of(where, checker.violations)

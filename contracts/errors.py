@@ -11,9 +11,18 @@ class ContractError(TypeError, ValueError):
     A subclass of both ``TypeError`` and ``ValueError`` so that code which already catches
     either for bad arguments keeps working. ``violations`` holds one line per problem, each
     starting with the function name; ``str(error)`` is those lines joined by newlines.
+    Build one with :meth:`of`.
     """
 
-    def __init__(self, function: str, violations: Sequence[str]) -> None:
-        self.function = function
-        self.violations: tuple[str, ...] = tuple(f"{function}: {v}" for v in violations)
-        super().__init__("\n".join(self.violations))
+    function: str = ""
+    violations: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, function: str, violations: Sequence[str]) -> ContractError:
+        # No custom __init__: torch.compile traces the default one, so a violation found
+        # while compiling surfaces as this error rather than as a tracing failure.
+        lines = tuple(f"{function}: {v}" for v in violations)
+        error = cls("\n".join(lines))
+        error.function = function
+        error.violations = lines
+        return error

@@ -78,7 +78,7 @@ class Plan:
         for name, index, s in self.args:
             checker.check(name, params[index], s)
         if checker.violations:
-            raise ContractError(self.name, checker.violations)
+            raise ContractError.of(self.name, checker.violations)
         return checker
 
     def slow(self, level: int, params: tuple[object, ...], call: Callable[[], object]) -> object:
@@ -94,7 +94,7 @@ class Plan:
         if self.returns is not None:
             checker.check("return", result, self.returns)
             if checker.violations:
-                raise ContractError(self.name, checker.violations)
+                raise ContractError.of(self.name, checker.violations)
         return result
 
 
