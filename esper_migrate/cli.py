@@ -30,5 +30,10 @@ def _root(
     """Thread blueprint_indices through a recurrent PPO codebase (apply) and lint it (check)."""
 
 
+from esper_migrate.apply_cmd import apply as _apply  # noqa: E402
+
+app.command(name="apply")(_apply)
+
+
 def main() -> None:
     app()

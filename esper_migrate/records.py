@@ -46,3 +46,73 @@ class Finding:
     @property
     def fixable(self) -> bool:
         return self.fix is not None
+
+
+class EditKind(StrEnum):
+    """What a planned edit changes (the summary counts sites by kind)."""
+
+    PARAMETER = "parameter"
+    DOCSTRING = "docstring"
+    ARGUMENT = "argument"
+    RENAME = "rename"
+    DICT_ENTRY = "dict-entry"
+    STATEMENT = "statement"
+
+
+#: (start line, start column, end line, end column): lines 1-based, columns 0-based characters,
+#: the node itself without surrounding parentheses (libcst's PositionProvider convention).
+Span = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One planned change to one node, with the reason and the derivation of its value.
+
+    ``anchor`` locates the node the rewriter changes (a def, call, dict, name, string or
+    statement). ``text`` is the source inserted (a value, a parameter, a statement, a new
+    literal or a new name). ``after`` is the features parameter name (PARAMETER), the features
+    argument (ARGUMENT: positional index or keyword name) or the dict key literal (DICT_ENTRY).
+    """
+
+    kind: EditKind
+    path: str
+    line: int
+    col: int
+    code: Code
+    tier: Tier
+    reason: str
+    derivation: str
+    anchor: Span
+    text: str
+    after: str | int | None = None
+    positional: bool = False
+    #: Key text for DICT_ENTRY; annotation for PARAMETER (text holds the name).
+    extra: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind.value}: {self.reason}; {self.derivation}"
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """A site the engine cannot change without guessing: left as it is and reported."""
+
+    path: str
+    line: int
+    col: int
+    code: Code
+    tier: Tier
+    reason: str
+    suggestion: str
+
+    def to_finding(self, message: str) -> Finding:
+        return Finding(
+            path=self.path,
+            line=self.line,
+            col=self.col,
+            code=self.code,
+            message=message,
+            tier=self.tier,
+            fix=None,
+            unfixable_reason=f"{self.reason}; suggested edit: {self.suggestion}",
+        )

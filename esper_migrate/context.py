@@ -1,0 +1,357 @@
+"""Per-file analysis state shared by the rules: source positions, scopes, bindings, types.
+
+Works on the stdlib ``ast`` tree (already needed for the index), so planning a file costs no
+libcst parse; only files with planned edits are handed to libcst by the rewriter.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from esper_migrate.index import FunctionInfo, Index, TargetMethod, callee_name, type_name
+from esper_migrate.records import Code, Edit, Span, Tier, Unresolved
+from esper_migrate.spec import MigrationSpec
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@dataclass
+class Binding:
+    """One assignment of a name: where, and from what."""
+
+    name: str
+    line: int
+    col: int
+    #: "param", "assign", "unpack", "for", "with", "import" or "other".
+    kind: str
+    value: ast.expr | None = None
+    #: For "unpack": the tuple target and the position of the name in it.
+    tuple_node: ast.Tuple | ast.List | None = None
+    position: int = -1
+    #: For "param": the annotation's type name.
+    annotation: str | None = None
+    stmt: ast.stmt | None = None
+
+
+@dataclass
+class Scope:
+    """A function (or the module): its bindings and, for methods, its class."""
+
+    node: FunctionNode | ast.Module
+    parent: Scope | None
+    cls: str | None
+    target: TargetMethod | None = None
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+
+    @property
+    def function(self) -> FunctionNode | None:
+        return None if isinstance(self.node, ast.Module) else self.node
+
+    def lookup(self, name: str, line: int, col: int = 1 << 30) -> Binding | None:
+        """The latest binding of ``name`` before (line, col), searching enclosing scopes."""
+        scope: Scope | None = self
+        while scope is not None:
+            best: Binding | None = None
+            for b in scope.bindings.get(name, []):
+                if (b.line, b.col) < (line, col) and (
+                    best is None
+                    or (b.line, b.col)
+                    >= (
+                        best.line,
+                        best.col,
+                    )
+                ):
+                    best = b
+            if best is None and scope is self:
+                # A name bound later in a loop body may flow backwards; take any binding.
+                params = [b for b in scope.bindings.get(name, []) if b.kind == "param"]
+                best = params[0] if params else None
+            if best is not None:
+                return best
+            scope = scope.parent
+        return None
+
+    def bound_names(self) -> set[str]:
+        return set(self.bindings)
+
+
+def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """Nodes of a scope, not descending into nested functions, lambdas or classes."""
+    stack: list[ast.AST] = list(ast.iter_child_nodes(node))
+    while stack:
+        current = stack.pop()
+        yield current
+        if not isinstance(
+            current, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
+        ):
+            stack.extend(ast.iter_child_nodes(current))
+
+
+def _collect_bindings(scope: Scope) -> None:
+    node = scope.node
+
+    def add(b: Binding) -> None:
+        scope.bindings.setdefault(b.name, []).append(b)
+
+    if not isinstance(node, ast.Module):
+        a = node.args
+        for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs]:
+            add(Binding(arg.arg, node.lineno, 0, "param", annotation=type_name(arg.annotation)))
+        for extra in (a.vararg, a.kwarg):
+            if extra is not None:
+                add(Binding(extra.arg, node.lineno, 0, "param"))
+    for child in own_nodes(node):
+        if isinstance(child, ast.Assign):
+            for tgt in child.targets:
+                _bind_target(scope, tgt, child.value, child, add)
+        elif isinstance(child, ast.AnnAssign) and isinstance(child.target, ast.Name):
+            add(
+                Binding(
+                    child.target.id,
+                    child.lineno,
+                    child.col_offset,
+                    "assign" if child.value is not None else "other",
+                    value=child.value,
+                    annotation=type_name(child.annotation),
+                    stmt=child,
+                )
+            )
+        elif isinstance(child, ast.AugAssign) and isinstance(child.target, ast.Name):
+            add(Binding(child.target.id, child.lineno, child.col_offset, "other", stmt=child))
+        elif isinstance(child, ast.For | ast.AsyncFor | ast.comprehension):
+            for name in ast.walk(child.target):
+                if isinstance(name, ast.Name):
+                    line = getattr(child, "lineno", name.lineno)
+                    add(Binding(name.id, line, name.col_offset, "for", value=child.iter))
+        elif isinstance(child, ast.withitem) and child.optional_vars is not None:
+            for name in ast.walk(child.optional_vars):
+                if isinstance(name, ast.Name):
+                    add(Binding(name.id, name.lineno, name.col_offset, "with"))
+        elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            add(Binding(child.name, child.lineno, child.col_offset, "other"))
+        elif isinstance(child, ast.Import | ast.ImportFrom):
+            for alias in child.names:
+                add(
+                    Binding(
+                        (alias.asname or alias.name).split(".")[0],
+                        child.lineno,
+                        child.col_offset,
+                        "import",
+                    )
+                )
+        elif isinstance(child, ast.NamedExpr) and isinstance(child.target, ast.Name):
+            add(
+                Binding(
+                    child.target.id, child.lineno, child.col_offset, "assign", value=child.value
+                )
+            )
+
+
+def _bind_target(scope: Scope, tgt: ast.expr, value: ast.expr, stmt: ast.stmt, add: object) -> None:
+    assert callable(add)
+    if isinstance(tgt, ast.Name):
+        add(Binding(tgt.id, stmt.lineno, stmt.col_offset, "assign", value=value, stmt=stmt))
+    elif isinstance(tgt, ast.Tuple | ast.List):
+        for i, elt in enumerate(tgt.elts):
+            if isinstance(elt, ast.Name):
+                add(
+                    Binding(
+                        elt.id,
+                        stmt.lineno,
+                        stmt.col_offset,
+                        "unpack",
+                        value=value,
+                        tuple_node=tgt,
+                        position=i,
+                        stmt=stmt,
+                    )
+                )
+            else:
+                for name in ast.walk(elt):
+                    if isinstance(name, ast.Name):
+                        add(Binding(name.id, stmt.lineno, stmt.col_offset, "other"))
+
+
+class FileContext:
+    """One file under planning: its source, tree, scopes and the edits planned so far."""
+
+    def __init__(
+        self, path: str, source: bytes, tree: ast.Module, index: Index, spec: MigrationSpec
+    ) -> None:
+        self.path = path
+        self.source = source
+        self.tree = tree
+        self.index = index
+        self.spec = spec
+        self.edits: list[Edit] = []
+        self.unresolved: list[Unresolved] = []
+        self._line_starts = [0]
+        for i, byte in enumerate(source):
+            if byte == 0x0A:
+                self._line_starts.append(i + 1)
+        self.scopes: dict[int, Scope] = {}
+        self.exempt: set[int] = set()
+        self.parents: dict[int, ast.AST] = {}
+        self._planned: set[tuple[object, ...]] = set()
+        #: Dict keys (e.g. "state") whose literals in this file carry the companion beside them.
+        self.companion_dict_keys: set[str] = set()
+        self.module_scope = self._build_scopes()
+
+    # -- positions -----------------------------------------------------------------------
+
+    def offset(self, line: int, col: int) -> int:
+        return self._line_starts[line - 1] + col
+
+    def text(self, node: ast.AST) -> str:
+        start = self.offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
+        end = self.offset(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
+        return self.source[start:end].decode("utf-8")
+
+    def splice(self, outer: ast.AST, inner: ast.AST, replacement: str) -> str:
+        """``outer``'s text with ``inner``'s text replaced."""
+        o_start = self.offset(outer.lineno, outer.col_offset)  # type: ignore[attr-defined]
+        o_end = self.offset(outer.end_lineno, outer.end_col_offset)  # type: ignore[attr-defined]
+        i_start = self.offset(inner.lineno, inner.col_offset)  # type: ignore[attr-defined]
+        i_end = self.offset(inner.end_lineno, inner.end_col_offset)  # type: ignore[attr-defined]
+        src = self.source
+        return src[o_start:i_start].decode("utf-8") + replacement + src[i_end:o_end].decode("utf-8")
+
+    def char_col(self, line: int, byte_col: int) -> int:
+        start = self._line_starts[line - 1]
+        return len(self.source[start : start + byte_col].decode("utf-8", "replace"))
+
+    def span(self, node: ast.AST) -> Span:
+        line, col = node.lineno, node.col_offset  # type: ignore[attr-defined]
+        end_line, end_col = node.end_lineno, node.end_col_offset  # type: ignore[attr-defined]
+        return (line, self.char_col(line, col), end_line, self.char_col(end_line, end_col))
+
+    def line_indent(self, line: int) -> str:
+        start = self._line_starts[line - 1]
+        raw = self.source[start : start + 200].decode("utf-8", "replace")
+        return raw[: len(raw) - len(raw.lstrip(" \t"))]
+
+    # -- scopes --------------------------------------------------------------------------
+
+    def _build_scopes(self) -> Scope:
+        module = Scope(self.tree, None, None)
+        _collect_bindings(module)
+        self.scopes[id(self.tree)] = module
+        exempt_names = set(self.spec.exempt.context_managers)
+
+        def visit(node: ast.AST, scope: Scope, cls: str | None) -> None:
+            for child in ast.iter_child_nodes(node):
+                self.parents[id(child)] = node
+                if isinstance(child, ast.ClassDef):
+                    visit(child, scope, child.name)
+                    continue
+                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                    target = self.index.is_target(cls, child.name) if cls else None
+                    inner = Scope(child, scope, cls, target)
+                    _collect_bindings(inner)
+                    self.scopes[id(child)] = inner
+                    visit(child, inner, None)
+                    continue
+                if isinstance(child, ast.With | ast.AsyncWith) and any(
+                    isinstance(item.context_expr, ast.Call)
+                    and self.dotted(item.context_expr.func) in exempt_names
+                    for item in child.items
+                ):
+                    for stmt in child.body:
+                        for sub in ast.walk(stmt):
+                            self.exempt.add(id(sub))
+                visit(child, scope, cls)
+
+        visit(self.tree, module, None)
+        return module
+
+    def scope_of(self, node: ast.AST) -> Scope:
+        current: ast.AST | None = self.parents.get(id(node))
+        while current is not None:
+            found = self.scopes.get(id(current))
+            if found is not None:
+                return found
+            current = self.parents.get(id(current))
+        return self.module_scope
+
+    def enclosing_statement(self, node: ast.AST) -> ast.stmt | None:
+        current: ast.AST | None = node
+        while current is not None and not isinstance(current, ast.stmt):
+            current = self.parents.get(id(current))
+        return current
+
+    @staticmethod
+    def dotted(node: ast.expr) -> str | None:
+        parts: list[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+
+    # -- types ---------------------------------------------------------------------------
+
+    def expr_type(self, expr: ast.expr, scope: Scope, line: int) -> str | None:
+        """The class an expression evaluates to an instance of, where the code says so."""
+        if isinstance(expr, ast.Name):
+            if expr.id == "self" and scope.cls is not None:
+                return scope.cls
+            b = scope.lookup(expr.id, line)
+            if b is None:
+                return None
+            if b.annotation is not None:
+                return b.annotation
+            if b.kind == "assign" and isinstance(b.value, ast.Call):
+                name = callee_name(b.value.func)
+                if name is not None and self.index.is_known_class(name):
+                    return name
+                if name is not None and name[:1].isupper():
+                    return name
+            return None
+        if isinstance(expr, ast.Attribute):
+            owner = self.expr_type(expr.value, scope, line)
+            if owner is None:
+                return None
+            return self.index.attr_type(owner, expr.attr)
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+            if self.index.is_known_class(expr.func.id):
+                return expr.func.id
+            if expr.func.id == "super" and scope.cls is not None:
+                info = self.index.class_info(scope.cls)
+                if info and info["bases"]:
+                    return info["bases"][0]
+        return None
+
+    # -- records -------------------------------------------------------------------------
+
+    def once(self, *key: object) -> bool:
+        """True the first time a key is seen (dedupes edits planned from several sites)."""
+        if key in self._planned:
+            return False
+        self._planned.add(key)
+        return True
+
+    def add_edit(self, edit: Edit) -> None:
+        self.edits.append(edit)
+
+    def report(self, node: ast.AST, code: Code, tier: Tier, reason: str, suggestion: str) -> None:
+        line = node.lineno  # type: ignore[attr-defined]
+        col = self.char_col(line, node.col_offset)  # type: ignore[attr-defined]
+        if self.once("unresolved", line, col, code, reason):
+            self.unresolved.append(Unresolved(self.path, line, col, code, tier, reason, suggestion))
+
+    def features_param(self, fn: FunctionInfo, storage_add: bool = False) -> str | None:
+        """The name of the parameter the new one follows."""
+        params = [p for p in fn["params"] if p["kind"] in ("pos", "posonly")]
+        if storage_add:
+            stems = self.spec.features.stems
+            for p in params:
+                if p["name"] in stems:
+                    return p["name"]
+        pos = self.spec.parameter.after_position
+        new = self.spec.parameter.name
+        params = [p for p in params if p["name"] != new]
+        return params[pos]["name"] if len(params) > pos else None

@@ -1,0 +1,93 @@
+"""Value derivation: the companion of a features expression, by data flow, never invented.
+
+``derive`` asks each derivation rule (``esper_migrate.rules.derive_*``) in turn; a rule returns
+a :class:`Derivation` (the companion's source text, how it was found, and side edits such as a
+rename or a synthesised test value), a :class:`Failure` (applicable but impossible, with the
+reason), or None (not applicable).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from esper_migrate.context import Binding, FileContext, Scope
+from esper_migrate.records import Edit
+
+MAX_DEPTH = 12
+
+
+@dataclass
+class Derivation:
+    text: str
+    how: str
+    edits: list[Edit] = field(default_factory=list)
+
+
+@dataclass
+class Failure:
+    reason: str
+
+
+Result = Derivation | Failure
+NameRule = Callable[[FileContext, Scope, ast.Name, Binding, int], Result | None]
+ExprRule = Callable[[FileContext, Scope, ast.expr, int], Result | None]
+
+
+def _name_rules() -> list[NameRule]:
+    from esper_migrate.rules import (
+        derive_parameter,
+        derive_producer,
+        derive_synthesis,
+        derive_transform,
+    )
+
+    return [
+        derive_parameter.derive,
+        derive_producer.derive,
+        derive_synthesis.derive,
+        derive_transform.derive,
+    ]
+
+
+def _expr_rules() -> list[ExprRule]:
+    from esper_migrate.rules import derive_chain, derive_lookup
+
+    return [derive_lookup.derive, derive_chain.derive]
+
+
+def derive(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int = 0) -> Result:
+    """The companion of ``expr`` as evaluated at its own position in ``scope``."""
+    if depth > MAX_DEPTH:
+        return Failure("derivation chain too long")
+    if isinstance(expr, ast.Name):
+        binding = scope.lookup(expr.id, expr.lineno, expr.col_offset)
+        if binding is None:
+            return Failure(f"`{expr.id}` is not bound in this scope")
+        failures: list[str] = []
+        for name_rule in _name_rules():
+            result = name_rule(ctx, scope, expr, binding, depth)
+            if isinstance(result, Derivation):
+                return result
+            if isinstance(result, Failure):
+                failures.append(result.reason)
+        if failures:
+            return Failure(failures[0])
+        return Failure(f"no producer, transform or parameter gives the companion of `{expr.id}`")
+    for expr_rule in _expr_rules():
+        result = expr_rule(ctx, scope, expr, depth)
+        if result is not None:
+            return result
+    return Failure(f"cannot derive the companion of `{ctx.text(expr)}`")
+
+
+def companion_name(ctx: FileContext, features_name: str) -> str:
+    """``states_batch`` -> ``blueprint_indices_batch``: the features stem replaced."""
+    new = ctx.spec.parameter.name
+    parts = features_name.split("_")
+    for stem in sorted(ctx.spec.features.stems, key=len, reverse=True):
+        if stem in parts:
+            i = parts.index(stem)
+            return "_".join([*parts[:i], new, *parts[i + 1 :]]).strip("_") or new
+    return f"{features_name.strip('_')}_{new}" if features_name.strip("_") else new

@@ -1,0 +1,435 @@
+"""The repository-wide index: classes, bases, protocol members, signatures, attribute types,
+producers and their local wrappers.
+
+Built from per-file summaries. :func:`summarize` is a pure function of (path, source, spec) and
+its result is plain JSON-able data, so a caller may cache it keyed by the file's content hash.
+Stdlib ``ast`` only: an ``ast`` parse costs a tenth of a libcst parse.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from esper_migrate.spec import MigrationSpec, ProducerSpec, StorageSpec
+
+#: Bumped whenever the summary layout changes (part of any cache key).
+SUMMARY_VERSION = 1
+
+
+class ParamInfo(TypedDict):
+    name: str
+    annotation: str | None
+    has_default: bool
+    #: "pos" (positional or keyword), "posonly", "kwonly", "vararg" or "kwarg".
+    kind: str
+
+
+class FunctionInfo(TypedDict):
+    name: str
+    line: int
+    #: Parameters without the leading ``self``/``cls`` of a method.
+    params: list[ParamInfo]
+    #: ``return f(...)``: the name of f (last component of a dotted callee).
+    returns_call: str | None
+    #: ``a, b = f(...)`` ... ``return a, b``: the name of f.
+    returns_unpacked_call: str | None
+
+
+class ClassInfo(TypedDict):
+    name: str
+    path: str
+    line: int
+    #: Base classes, last component of the dotted name (``nn.Module`` -> ``Module``).
+    bases: list[str]
+    protocol: bool
+    methods: dict[str, FunctionInfo]
+    #: Attribute name -> type name, from annotations, constructor calls and annotated params.
+    attrs: dict[str, str]
+
+
+class FileSummary(TypedDict):
+    path: str
+    version: int
+    classes: list[ClassInfo]
+    functions: dict[str, FunctionInfo]
+    #: The syntax error, when the file does not parse (the rest is then empty).
+    error: str | None
+
+
+def type_name(node: ast.expr | None) -> str | None:
+    """The class an annotation names: ``X``, ``m.X``, ``"X"``, ``X | None``, ``Optional[X]``."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            inner = ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return None
+        return type_name(inner)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = type_name(node.left), type_name(node.right)
+        if right == "None":
+            return left
+        if left == "None":
+            return right
+        return None
+    if isinstance(node, ast.Subscript) and type_name(node.value) == "Optional":
+        return type_name(node.slice)
+    return None
+
+
+def callee_name(node: ast.expr) -> str | None:
+    """Last component of a call's function expression (``a.b.f`` -> ``f``)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> list[ParamInfo]:
+    a = fn.args
+    out: list[ParamInfo] = []
+    positional = [*a.posonlyargs, *a.args]
+    first_default = len(positional) - len(a.defaults)
+    for i, arg in enumerate(positional):
+        kind = "posonly" if i < len(a.posonlyargs) else "pos"
+        out.append(
+            ParamInfo(
+                name=arg.arg,
+                annotation=type_name(arg.annotation),
+                has_default=i >= first_default,
+                kind=kind,
+            )
+        )
+    if a.vararg is not None:
+        out.append(ParamInfo(name=a.vararg.arg, annotation=None, has_default=True, kind="vararg"))
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        out.append(
+            ParamInfo(
+                name=arg.arg,
+                annotation=type_name(arg.annotation),
+                has_default=default is not None,
+                kind="kwonly",
+            )
+        )
+    if a.kwarg is not None:
+        out.append(ParamInfo(name=a.kwarg.arg, annotation=None, has_default=True, kind="kwarg"))
+    is_static = any(type_name(d) == "staticmethod" for d in fn.decorator_list)
+    if is_method and not is_static and out and out[0]["kind"] in ("pos", "posonly"):
+        out = out[1:]
+    return out
+
+
+def _own_statements(fn: ast.AST) -> Iterable[ast.AST]:
+    """Every node of a function body except those inside nested functions and classes."""
+    stack: list[ast.AST] = list(ast.iter_child_nodes(fn))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _function_info(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> FunctionInfo:
+    returns_call: str | None = None
+    returns_unpacked: str | None = None
+    unpacked: dict[tuple[str, ...], str] = {}
+    returns: list[ast.Return] = []
+    for node in _own_statements(fn):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            tgt = node.targets[0]
+            if isinstance(tgt, ast.Tuple) and isinstance(node.value, ast.Call):
+                names = tuple(e.id if isinstance(e, ast.Name) else "" for e in tgt.elts)
+                name = callee_name(node.value.func)
+                if name is not None and all(names):
+                    unpacked[names] = name
+        elif isinstance(node, ast.Return) and node.value is not None:
+            returns.append(node)
+    for ret in returns:
+        value = ret.value
+        if isinstance(value, ast.Call):
+            returns_call = callee_name(value.func) or returns_call
+        elif isinstance(value, ast.Tuple) and all(isinstance(e, ast.Name) for e in value.elts):
+            key = tuple(e.id for e in value.elts if isinstance(e, ast.Name))
+            if key in unpacked:
+                returns_unpacked = unpacked[key]
+    return FunctionInfo(
+        name=fn.name,
+        line=fn.lineno,
+        params=_params(fn, is_method),
+        returns_call=returns_call,
+        returns_unpacked_call=returns_unpacked,
+    )
+
+
+def _class_info(cls: ast.ClassDef, path: str) -> ClassInfo:
+    bases = [b for b in (type_name(base) for base in cls.bases) if b is not None]
+    methods: dict[str, FunctionInfo] = {}
+    attrs: dict[str, str] = {}
+    for stmt in cls.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            methods[stmt.name] = _function_info(stmt, is_method=True)
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            t = type_name(stmt.annotation)
+            if t is not None:
+                attrs[stmt.target.id] = t
+    for stmt in cls.body:
+        if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        param_types = {p.arg: type_name(p.annotation) for p in stmt.args.args}
+        for node in _own_statements(stmt):
+            target: ast.expr | None = None
+            found: str | None = None
+            if isinstance(node, ast.AnnAssign):
+                target, found = node.target, type_name(node.annotation)
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                value = node.value
+                if isinstance(value, ast.Call):
+                    found = callee_name(value.func)
+                elif isinstance(value, ast.Name):
+                    found = param_types.get(value.id)
+            if (
+                found is not None
+                and isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "self"
+                and target.attr not in attrs
+            ):
+                attrs[target.attr] = found
+    return ClassInfo(
+        name=cls.name,
+        path=path,
+        line=cls.lineno,
+        bases=bases,
+        protocol="Protocol" in bases,
+        methods=methods,
+        attrs=attrs,
+    )
+
+
+def summarize_tree(path: str, tree: ast.Module) -> FileSummary:
+    classes: list[ClassInfo] = []
+    functions: dict[str, FunctionInfo] = {}
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                classes.append(_class_info(child, path))
+                stack.append(child)
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                if not isinstance(node, ast.ClassDef):
+                    functions.setdefault(child.name, _function_info(child, is_method=False))
+                else:
+                    # Methods double as wrappers when called through ``self.<name>(...)``.
+                    functions.setdefault(child.name, _function_info(child, is_method=True))
+                stack.append(child)
+            elif isinstance(child, ast.stmt):
+                stack.append(child)
+    classes.sort(key=lambda c: c["line"])
+    return FileSummary(
+        path=path, version=SUMMARY_VERSION, classes=classes, functions=functions, error=None
+    )
+
+
+def summarize(path: str, source: str | bytes, spec: MigrationSpec) -> FileSummary:
+    """The JSON-able summary of one file (pure: same inputs, same output).
+
+    ``spec`` is part of the signature so that callers key caches on it; files that do not
+    mention any spec name are summarised as empty without being parsed.
+    """
+    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+    if not spec.prefilter.search(text):
+        return FileSummary(path=path, version=SUMMARY_VERSION, classes=[], functions={}, error=None)
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError) as exc:
+        return FileSummary(
+            path=path,
+            version=SUMMARY_VERSION,
+            classes=[],
+            functions={},
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    return summarize_tree(path, tree)
+
+
+@dataclass
+class TargetMethod:
+    """A method that gains the parameter, and why."""
+
+    cls: str
+    method: str
+    #: The spec target (class or protocol) it derives from.
+    origin: str
+    #: "spec", "subclass" or "structural".
+    how: str
+
+
+@dataclass
+class Index:
+    """Everything the rules need to know about the repository, across files."""
+
+    spec: MigrationSpec
+    classes: dict[str, list[ClassInfo]] = field(default_factory=dict)
+    functions: dict[str, list[FunctionInfo]] = field(default_factory=dict)
+    #: (class, method) -> why it is a target.
+    targets: dict[tuple[str, str], TargetMethod] = field(default_factory=dict)
+    #: Class name -> the spec targets (classes or protocols) it is or implements.
+    target_types: dict[str, set[str]] = field(default_factory=dict)
+    #: Function name -> producer spec (the producers themselves and their local wrappers).
+    producers: dict[str, ProducerSpec] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, summaries: Iterable[FileSummary], spec: MigrationSpec) -> Index:
+        index = cls(spec=spec)
+        for s in summaries:
+            for c in s["classes"]:
+                index.classes.setdefault(c["name"], []).append(c)
+            for name, fn in s["functions"].items():
+                index.functions.setdefault(name, []).append(fn)
+        index._resolve_producers()
+        index._resolve_targets()
+        return index
+
+    # -- classes -------------------------------------------------------------------------
+
+    def class_info(self, name: str) -> ClassInfo | None:
+        infos = self.classes.get(name)
+        return infos[0] if infos else None
+
+    def ancestors(self, name: str) -> list[str]:
+        """The class and its bases, breadth first, by name (cycles cut)."""
+        seen: list[str] = []
+        queue = [name]
+        while queue:
+            current = queue.pop(0)
+            if current in seen:
+                continue
+            seen.append(current)
+            for info in self.classes.get(current, []):
+                queue.extend(info["bases"])
+        return seen
+
+    def method(self, cls_name: str, method: str) -> FunctionInfo | None:
+        """The definition of ``method`` seen from ``cls_name`` (inherited ones included)."""
+        for anc in self.ancestors(cls_name):
+            for info in self.classes.get(anc, []):
+                if method in info["methods"]:
+                    return info["methods"][method]
+        return None
+
+    def attr_type(self, cls_name: str, attr: str) -> str | None:
+        for anc in self.ancestors(cls_name):
+            for info in self.classes.get(anc, []):
+                if attr in info["attrs"]:
+                    return info["attrs"][attr]
+        return None
+
+    def is_known_class(self, name: str) -> bool:
+        return name in self.classes
+
+    # -- targets -------------------------------------------------------------------------
+
+    def _strip(self, params: list[ParamInfo]) -> list[str]:
+        new = self.spec.parameter.name
+        return [p["name"] for p in params if p["name"] != new]
+
+    def compatible(self, a: FunctionInfo, b: FunctionInfo) -> bool:
+        """Same signature up to the features parameter's name and the new parameter."""
+        pa, pb = self._strip(a["params"]), self._strip(b["params"])
+        pos = self.spec.parameter.after_position
+        if len(pa) != len(pb) or len(pa) < pos + 2:
+            return False
+        return pa[pos + 1 :] == pb[pos + 1 :]
+
+    def _resolve_targets(self) -> None:
+        spec_methods: dict[str, set[str]] = {}
+        for t in self.spec.targets:
+            spec_methods.setdefault(t.name, set()).update(t.methods)
+        for origin, methods in spec_methods.items():
+            self.target_types.setdefault(origin, set()).add(origin)
+            for m in methods:
+                self.targets[(origin, m)] = TargetMethod(origin, m, origin, "spec")
+        for st in self.spec.storage:
+            for name in self.classes:
+                if st.class_name in self.ancestors(name):
+                    self.target_types.setdefault(name, set()).add(st.class_name)
+                    self.targets[(name, st.add_method)] = TargetMethod(
+                        name, st.add_method, st.class_name, "storage"
+                    )
+        for name, infos in self.classes.items():
+            if name in spec_methods:
+                continue
+            ancestors = self.ancestors(name)[1:]
+            for origin in spec_methods:
+                if origin in ancestors:
+                    self.target_types.setdefault(name, set()).add(origin)
+                    for m in spec_methods[origin]:
+                        self.targets[(name, m)] = TargetMethod(name, m, origin, "subclass")
+            for info in infos:
+                for m, fn in info["methods"].items():
+                    if (name, m) in self.targets:
+                        continue
+                    for origin, methods in spec_methods.items():
+                        if m not in methods:
+                            continue
+                        ref = self.method(origin, m)
+                        if ref is not None and self.compatible(fn, ref):
+                            self.target_types.setdefault(name, set()).add(origin)
+                            self.targets[(name, m)] = TargetMethod(name, m, origin, "structural")
+                            break
+
+    def is_target(self, cls_name: str, method: str) -> TargetMethod | None:
+        return self.targets.get((cls_name, method))
+
+    def target_definitions(self, method: str) -> list[FunctionInfo]:
+        """Every indexed definition of ``method`` that is a target (for name-tier matching)."""
+        out: list[FunctionInfo] = []
+        for (cls_name, m), _ in self.targets.items():
+            if m != method:
+                continue
+            for info in self.classes.get(cls_name, []):
+                fn = info["methods"].get(m)
+                if fn is not None:
+                    out.append(fn)
+        return out
+
+    # -- producers and storage -----------------------------------------------------------
+
+    def _resolve_producers(self) -> None:
+        for p in self.spec.producers:
+            self.producers[p.name] = p
+        changed = True
+        while changed:
+            changed = False
+            for name, fns in self.functions.items():
+                if name in self.producers:
+                    continue
+                for fn in fns:
+                    via = fn["returns_call"] or fn["returns_unpacked_call"]
+                    if via is not None and via in self.producers and via != name:
+                        self.producers[name] = self.producers[via]
+                        changed = True
+                        break
+
+    def producer(self, name: str | None) -> ProducerSpec | None:
+        return self.producers.get(name) if name is not None else None
+
+    def storage(self, cls_name: str | None) -> StorageSpec | None:
+        if cls_name is None:
+            return None
+        for anc in self.ancestors(cls_name):
+            for s in self.spec.storage:
+                if s.class_name == anc:
+                    return s
+        return None

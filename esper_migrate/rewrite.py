@@ -1,0 +1,310 @@
+"""One libcst pass per file applies the planned edits, copying the neighbours' whitespace.
+
+Edits are located by position (libcst's PositionProvider, the same spans the planner took from
+``ast``). The result is re-parsed before it is returned; :func:`write_atomic` writes through a
+temporary file and ``os.replace`` so a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from esper_migrate.records import Edit, EditKind, Span
+
+
+class RewriteError(Exception):
+    """The planned edits could not be applied (the file is left as it was)."""
+
+
+def _span(pos: CodeRange) -> Span:
+    return (pos.start.line, pos.start.column, pos.end.line, pos.end.column)
+
+
+_Item = TypeVar("_Item", cst.Arg, cst.Param)
+
+
+def _separator(previous_ws: cst.BaseParenthesizableWhitespace | None) -> cst.Comma:
+    if previous_ws is None:
+        return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    return cst.Comma(whitespace_after=previous_ws)
+
+
+def insert_after(
+    items: Sequence[_Item],
+    k: int,
+    new: _Item,
+    opening_ws: cst.BaseParenthesizableWhitespace | None,
+) -> list[_Item]:
+    """``items`` with ``new`` right after ``items[k]``, separated like the neighbours are."""
+    out = list(items)
+    anchor = out[k]
+    last = k == len(out) - 1
+    anchor_comma = anchor.comma
+    new_item = new.with_changes(comma=anchor_comma)
+    if last and isinstance(anchor_comma, cst.Comma):
+        # A trailing comma before the closing paren: the separator between the anchor and the
+        # new item copies the one before the anchor (or the whitespace after the paren).
+        if k > 0 and isinstance(out[k - 1].comma, cst.Comma):
+            previous = out[k - 1].comma
+            assert isinstance(previous, cst.Comma)
+            sep = previous.whitespace_after
+        else:
+            sep = opening_ws if opening_ws is not None else cst.SimpleWhitespace(" ")
+        out[k] = anchor.with_changes(
+            comma=cst.Comma(whitespace_before=anchor_comma.whitespace_before, whitespace_after=sep)
+        )
+    elif not isinstance(anchor_comma, cst.Comma):
+        sep_ws: cst.BaseParenthesizableWhitespace | None = None
+        if k > 0 and isinstance(out[k - 1].comma, cst.Comma):
+            prev = out[k - 1].comma
+            assert isinstance(prev, cst.Comma)
+            sep_ws = prev.whitespace_after
+        out[k] = anchor.with_changes(comma=_separator(sep_ws))
+    out.insert(k + 1, new_item)
+    return out
+
+
+class _Rewriter(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, edits: Sequence[Edit]) -> None:
+        super().__init__()
+        self.by_anchor: dict[tuple[EditKind, Span], list[Edit]] = {}
+        self.defs: dict[tuple[int, int], list[Edit]] = {}
+        self.statements: dict[tuple[int, int], list[Edit]] = {}
+        for e in edits:
+            if e.kind is EditKind.PARAMETER:
+                self.defs.setdefault(e.anchor[:2], []).append(e)
+            elif e.kind is EditKind.STATEMENT:
+                self.statements.setdefault(e.anchor[:2], []).append(e)
+            else:
+                self.by_anchor.setdefault((e.kind, e.anchor), []).append(e)
+        self.applied = 0
+
+    def _edits(self, kind: EditKind, node: cst.CSTNode) -> list[Edit]:
+        return self.by_anchor.get((kind, _span(self.get_metadata(PositionProvider, node))), [])
+
+    # -- parameters ----------------------------------------------------------------------
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        pos = self.get_metadata(PositionProvider, original_node)
+        edits = self.defs.get((pos.start.line, pos.start.column), [])
+        for e in edits:
+            params = updated_node.params
+            annotation = (
+                cst.Annotation(cst.parse_expression(e.extra)) if e.extra is not None else None
+            )
+            new = cst.Param(name=cst.Name(e.text), annotation=annotation)
+            for attr in ("posonly_params", "params"):
+                group: Sequence[cst.Param] = getattr(params, attr)
+                names = [p.name.value for p in group]
+                if e.after in names:
+                    k = names.index(str(e.after))
+                    if attr == "posonly_params":
+                        raise RewriteError(f"line {e.line}: `{e.after}` is positional-only")
+                    updated = insert_after(
+                        group, k, new, _opening(updated_node.whitespace_before_params)
+                    )
+                    params = params.with_changes(params=updated)
+                    break
+            else:
+                raise RewriteError(f"line {e.line}: no parameter `{e.after}`")
+            updated_node = updated_node.with_changes(params=params)
+            self.applied += 1
+        return updated_node
+
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.SimpleString:
+        for e in self._edits(EditKind.DOCSTRING, original_node):
+            updated_node = updated_node.with_changes(value=e.text)
+            self.applied += 1
+        return updated_node
+
+    # -- calls, dicts, names -------------------------------------------------------------
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        for e in self._edits(EditKind.ARGUMENT, original_node):
+            args = updated_node.args
+            if isinstance(e.after, int):
+                k = e.after
+            else:
+                keys = [a.keyword.value if a.keyword else None for a in args]
+                if e.after not in keys:
+                    raise RewriteError(f"line {e.line}: no argument `{e.after}`")
+                k = keys.index(e.after)
+            value = cst.parse_expression(e.text)
+            if e.positional:
+                new = cst.Arg(value=value)
+            else:
+                new = cst.Arg(
+                    value=value,
+                    keyword=cst.Name(_param_name(e)),
+                    equal=cst.AssignEqual(
+                        whitespace_before=cst.SimpleWhitespace(""),
+                        whitespace_after=cst.SimpleWhitespace(""),
+                    ),
+                )
+            updated_node = updated_node.with_changes(
+                args=insert_after(args, k, new, _opening(updated_node.whitespace_before_args))
+            )
+            self.applied += 1
+        return updated_node
+
+    def leave_Dict(self, original_node: cst.Dict, updated_node: cst.Dict) -> cst.Dict:
+        for e in self._edits(EditKind.DICT_ENTRY, original_node):
+            elements = list(updated_node.elements)
+            keys = [
+                el.key.value
+                if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString)
+                else None
+                for el in elements
+            ]
+            if e.after not in keys:
+                raise RewriteError(f"line {e.line}: no key {e.after}")
+            k = keys.index(str(e.after))
+            anchor = elements[k]
+            assert isinstance(anchor, cst.DictElement) and e.extra is not None
+            new = cst.DictElement(
+                key=cst.parse_expression(e.extra),
+                value=cst.parse_expression(e.text),
+                whitespace_before_colon=anchor.whitespace_before_colon,
+                whitespace_after_colon=anchor.whitespace_after_colon,
+            )
+            updated_node = updated_node.with_changes(
+                elements=_insert_element(elements, k, new, updated_node.lbrace.whitespace_after)
+            )
+            self.applied += 1
+        return updated_node
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        for e in self._edits(EditKind.RENAME, original_node):
+            updated_node = updated_node.with_changes(value=e.text)
+            self.applied += 1
+        return updated_node
+
+    # -- statements ----------------------------------------------------------------------
+
+    def _with_inserts(
+        self, original: Sequence[cst.BaseStatement], updated: Sequence[cst.BaseStatement]
+    ) -> list[cst.BaseStatement]:
+        out: list[cst.BaseStatement] = []
+        for orig, upd in zip(original, updated, strict=True):
+            out.append(upd)
+            if not isinstance(orig, cst.SimpleStatementLine):
+                continue
+            for small in orig.body:
+                pos = self.get_metadata(PositionProvider, small)
+                for e in self.statements.get((pos.start.line, pos.start.column), []):
+                    stmt = cst.parse_statement(e.text)
+                    out.append(stmt)
+                    self.applied += 1
+        return out
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        if not self.statements:
+            return updated_node
+        return updated_node.with_changes(
+            body=self._with_inserts(original_node.body, updated_node.body)
+        )
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        if not self.statements:
+            return updated_node
+        return updated_node.with_changes(
+            body=self._with_inserts(original_node.body, updated_node.body)
+        )
+
+
+def _param_name(e: Edit) -> str:
+    # The keyword of an ARGUMENT edit is the parameter's name, carried in ``extra``.
+    if e.extra is None:
+        raise RewriteError(f"line {e.line}: keyword argument without a name")
+    return e.extra
+
+
+def _opening(ws: object) -> cst.BaseParenthesizableWhitespace | None:
+    if isinstance(ws, cst.ParenthesizedWhitespace):
+        return ws
+    return None
+
+
+def _insert_element(
+    elements: list[cst.BaseDictElement],
+    k: int,
+    new: cst.DictElement,
+    opening_ws: object,
+) -> list[cst.BaseDictElement]:
+    out = list(elements)
+    anchor = out[k]
+    comma = anchor.comma
+    new = new.with_changes(comma=comma)
+    if k == len(out) - 1 and isinstance(comma, cst.Comma):
+        previous = out[k - 1].comma if k > 0 else None
+        sep = (
+            previous.whitespace_after
+            if isinstance(previous, cst.Comma)
+            else (_opening(opening_ws) or cst.SimpleWhitespace(" "))
+        )
+        out[k] = anchor.with_changes(
+            comma=cst.Comma(whitespace_before=comma.whitespace_before, whitespace_after=sep)
+        )
+    elif not isinstance(comma, cst.Comma):
+        previous = out[k - 1].comma if k > 0 else None
+        sep_ws = previous.whitespace_after if isinstance(previous, cst.Comma) else None
+        out[k] = anchor.with_changes(comma=_separator(sep_ws))
+    out.insert(k + 1, new)
+    return out
+
+
+def apply_edits(source: bytes, edits: Sequence[Edit], encoding: str = "utf-8") -> bytes:
+    """``source`` with the edits applied (same encoding, BOM and line endings)."""
+    if not edits:
+        return source
+    module = cst.parse_module(source)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    rewriter = _Rewriter(edits)
+    new_module = wrapper.visit(rewriter)
+    if rewriter.applied != len(edits):
+        raise RewriteError(
+            f"{len(edits) - rewriter.applied} of {len(edits)} planned edits found no node"
+        )
+    out = new_module.bytes
+    try:
+        cst.parse_module(out)
+    except cst.ParserSyntaxError as exc:  # never write a file that does not parse
+        raise RewriteError(f"the rewritten file does not parse: {exc}") from None
+    return out
+
+
+def detect_encoding(source: bytes) -> str:
+    if source.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    return "utf-8"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    mode = path.stat().st_mode if path.exists() else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,57 @@
+"""Derivation: subscripts and ``.detach()``/``.to(...)``/``.clone()``/``.cpu()`` chains apply to
+the companion the same way (``states_batch[i].detach()`` -> ``blueprint_indices_batch[i].detach()``)."""
+
+from __future__ import annotations
+
+import ast
+
+from esper_migrate.context import FileContext, Scope
+from esper_migrate.flow import Derivation, Result
+from esper_migrate.flow import derive as derive_expr
+from esper_migrate.rules import Example
+
+#: Methods that keep the values (and the int64 dtype) of a tensor.
+CHAIN_METHODS = frozenset({"detach", "to", "clone", "cpu", "cuda", "contiguous"})
+
+EXAMPLES = [
+    Example(
+        before="""\
+class FactoredRecurrentActorCritic:
+    def get_action(self, state, hidden=None):
+        return state
+
+
+def rollout(net: FactoredRecurrentActorCritic, signals, i, h):
+    states_batch, blueprint_indices_batch = batch_obs_to_features(signals)
+    return net.get_action(states_batch[i].detach(), hidden=h)
+""",
+        after="""\
+class FactoredRecurrentActorCritic:
+    def get_action(self, state, blueprint_indices, hidden=None):
+        return state
+
+
+def rollout(net: FactoredRecurrentActorCritic, signals, i, h):
+    states_batch, blueprint_indices_batch = batch_obs_to_features(signals)
+    return net.get_action(states_batch[i].detach(), blueprint_indices=blueprint_indices_batch[i].detach(), hidden=h)
+""",
+    ),
+]
+
+
+def derive(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int) -> Result | None:
+    inner: ast.expr | None = None
+    if isinstance(expr, ast.Subscript):
+        inner = expr.value
+    elif (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr in CHAIN_METHODS
+    ):
+        inner = expr.func.value
+    if inner is None:
+        return None
+    result = derive_expr(ctx, scope, inner, depth + 1)
+    if not isinstance(result, Derivation):
+        return result
+    return Derivation(ctx.splice(expr, inner, result.text), result.how, result.edits)

@@ -1,0 +1,54 @@
+"""Derivation: inside a target method, the features parameter's companion is the new parameter."""
+
+from __future__ import annotations
+
+import ast
+
+from esper_migrate.context import Binding, FileContext, Scope
+from esper_migrate.flow import Derivation, Result
+from esper_migrate.index import _params
+from esper_migrate.rules import Example
+
+EXAMPLES = [
+    Example(
+        before="""\
+class FactoredRecurrentActorCritic:
+    def get_action(self, state, hidden=None):
+        return self.forward(state, hidden)
+
+    def forward(self, state, hidden=None):
+        return state
+""",
+        after="""\
+class FactoredRecurrentActorCritic:
+    def get_action(self, state, blueprint_indices, hidden=None):
+        return self.forward(state, blueprint_indices, hidden)
+
+    def forward(self, state, blueprint_indices, hidden=None):
+        return state
+""",
+    ),
+]
+
+
+def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: int) -> Result | None:
+    fn = scope.function
+    if b.kind != "param" or fn is None or scope.target is None:
+        return None
+    params = [p for p in _params(fn, is_method=True)]
+    info = {
+        "name": fn.name,
+        "line": fn.lineno,
+        "params": params,
+        "returns_call": None,
+        "returns_unpacked_call": None,
+    }
+    storage = ctx.index.storage(scope.cls)
+    is_add = storage is not None and fn.name == storage.add_method
+    features = ctx.features_param(info, storage_add=is_add)  # type: ignore[arg-type]
+    if name.id != features:
+        return None
+    return Derivation(
+        ctx.spec.parameter.name,
+        f"`{name.id}` is the features parameter of the target method `{fn.name}`",
+    )

@@ -1,0 +1,89 @@
+"""Derivation: ``Z = f(X)`` (a normalisation or any other transform of the features) has the
+companion of X, raw: the indices are never normalised."""
+
+from __future__ import annotations
+
+import ast
+
+from esper_migrate.context import Binding, FileContext, Scope
+from esper_migrate.flow import Derivation, Failure, Result
+from esper_migrate.flow import derive as derive_expr
+from esper_migrate.index import callee_name
+from esper_migrate.rules import Example
+
+_NET = """\
+class FactoredRecurrentActorCritic:
+    def get_action(self, state, {new}hidden=None):
+        return state
+
+
+"""
+
+EXAMPLES = [
+    Example(
+        before=_NET.format(new="")
+        + """\
+def rollout(net: FactoredRecurrentActorCritic, normalizer, signals, h):
+    states_batch, blueprint_indices_batch = batch_obs_to_features(signals)
+    states_batch_normalized = normalizer.normalize(states_batch)
+    return net.get_action(states_batch_normalized, h)
+""",
+        after=_NET.format(new="blueprint_indices, ")
+        + """\
+def rollout(net: FactoredRecurrentActorCritic, normalizer, signals, h):
+    states_batch, blueprint_indices_batch = batch_obs_to_features(signals)
+    states_batch_normalized = normalizer.normalize(states_batch)
+    return net.get_action(states_batch_normalized, blueprint_indices_batch, h)
+""",
+    ),
+    Example(
+        before=_NET.format(new="")
+        + """\
+def rollout(net: FactoredRecurrentActorCritic, a, b):
+    states = combine(a, b)
+    return net.get_action(states)
+""",
+        after=_NET.format(new="blueprint_indices, ")
+        + """\
+def rollout(net: FactoredRecurrentActorCritic, a, b):
+    states = combine(a, b)
+    return net.get_action(states)
+""",
+        unresolved="companion of `a`",
+    ),
+]
+
+
+def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: int) -> Result | None:
+    if b.kind != "assign" or b.value is None:
+        return None
+    value = b.value
+    if not isinstance(value, ast.Call):
+        result = derive_expr(ctx, scope, value, depth + 1)
+        if isinstance(result, Derivation):
+            return Derivation(result.text, f"`{name.id}` = {result.how}", result.edits)
+        return result
+    direct = derive_expr(ctx, scope, value, depth + 1)
+    if isinstance(direct, Derivation):
+        return direct
+    inputs = [*value.args, *(k.value for k in value.keywords)]
+    found: list[Derivation] = []
+    failure: Failure | None = None
+    for arg in inputs:
+        if isinstance(arg, ast.Starred | ast.Constant):
+            continue
+        result = derive_expr(ctx, scope, arg, depth + 1)
+        if isinstance(result, Derivation):
+            found.append(result)
+        elif failure is None:
+            failure = result
+    fname = callee_name(value.func) or ctx.text(value.func)
+    if len(found) == 1:
+        return Derivation(
+            found[0].text,
+            f"raw companion through the transform `{fname}(...)`; {found[0].how}",
+            found[0].edits,
+        )
+    if len(found) > 1:
+        return Failure(f"`{fname}(...)` combines several features; the companion is ambiguous")
+    return failure
