@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from contracts import contract, spec
+from contracts import phase4 as P
 from contracts.phase4 import (
     BLUEPRINT_EMBED_DIM,
     DEFAULT_NUM_SLOTS,
@@ -49,6 +51,15 @@ from esper_ref.network import (
 __all__ = ["ActionResult", "EvalResult", "ForwardOutput", "Hidden", "LSTMPolicyBundle"]
 
 _HEADS = frozenset(HEAD_NAMES)
+
+# Contracts from the contracts.phase4 catalogue. Sizes come from the instance, so one contract
+# fits every num_slots, observation width and LSTM width; ``*lead`` is ``[batch]`` for a
+# rollout step and ``[batch, seq]`` for sequences, and every argument must agree on it.
+_BIND = {**P.BIND_FROM_SELF, "obs_dim": "self.state_dim", "hidden": "self.lstm_hidden_dim"}
+_FIXED = {"layers": 1}
+_ACTION_RESULT = spec((P.ACTIONS, P.LOG_PROBS, P.VALUE, P.OP, P.HIDDEN, P.Q_ALL_OPS, P.VALUE))
+_EVAL_RESULT = spec((P.LOG_PROBS, P.LOG_PROBS, P.VALUE, P.HIDDEN))
+_EPISODE_STARTS = spec("bool[*lead] | None")
 
 
 def _mask_sequence(masks: Mapping[str, Tensor]) -> list[Tensor | None]:
@@ -115,6 +126,15 @@ class LSTMPolicyBundle:
 
     # ------------------------------------------------------------------ the four methods
 
+    @contract(
+        features=P.FEATURES,
+        blueprint_indices=P.BLUEPRINT_INDICES,
+        masks=P.MASKS,
+        hidden=P.HIDDEN_OR_NONE,
+        returns=_ACTION_RESULT,
+        bind=_BIND,
+        fixed=_FIXED,
+    )
     def get_action(
         self,
         features: Tensor,
@@ -132,6 +152,14 @@ class LSTMPolicyBundle:
                 features, blueprint_indices, _mask_sequence(masks), hidden, deterministic
             )
 
+    @contract(
+        features=P.FEATURES,
+        blueprint_indices=P.BLUEPRINT_INDICES,
+        masks=P.MASKS,
+        hidden=P.HIDDEN_OR_NONE,
+        bind=_BIND,
+        fixed=_FIXED,
+    )
     def forward(
         self,
         features: Tensor,
@@ -146,6 +174,17 @@ class LSTMPolicyBundle:
 
     __call__ = forward
 
+    @contract(
+        features=P.FEATURES,
+        blueprint_indices=P.BLUEPRINT_INDICES,
+        actions=P.ACTIONS,
+        masks=P.MASKS,
+        hidden=P.HIDDEN_OR_NONE,
+        episode_starts=_EPISODE_STARTS,
+        returns=_EVAL_RESULT,
+        bind=_BIND,
+        fixed=_FIXED,
+    )
     def evaluate_actions(
         self,
         features: Tensor,
@@ -164,12 +203,29 @@ class LSTMPolicyBundle:
             features, blueprint_indices, actions, _mask_sequence(masks), hidden, episode_starts
         )
 
+    @contract(
+        features=P.FEATURES,
+        blueprint_indices=P.BLUEPRINT_INDICES,
+        hidden=P.HIDDEN_OR_NONE,
+        returns=P.Q_ALL_OPS,
+        bind=_BIND,
+        fixed=_FIXED,
+    )
     def get_value(
         self, features: Tensor, blueprint_indices: Tensor, hidden: Hidden | None = None
     ) -> Tensor:
         """Q(s, op) for every op, ``[..., num_ops]``. DEBUG ONLY: never use it for training."""
         return self.network.get_value(features, blueprint_indices, hidden)
 
+    @contract(
+        features=P.FEATURES,
+        blueprint_indices=P.BLUEPRINT_INDICES,
+        masks=P.MASKS,
+        hidden=P.HIDDEN_OR_NONE,
+        returns=P.VALUE,
+        bind=_BIND,
+        fixed=_FIXED,
+    )
     def expected_value(
         self,
         features: Tensor,
@@ -182,11 +238,13 @@ class LSTMPolicyBundle:
 
     # ------------------------------------------------------------------ hidden state
 
+    @contract(returns=P.HIDDEN, bind={"hidden": "self.lstm_hidden_dim"}, fixed=_FIXED)
     def initial_hidden(self, batch: int) -> Hidden:
         """Zero LSTM state, each ``[1, batch, lstm_hidden_dim]``."""
         return self.network.initial_hidden(batch)
 
     @staticmethod
+    @contract(hidden=P.HIDDEN, done="bool[batch]", returns=P.HIDDEN)
     def reset_hidden(hidden: Hidden, done: Tensor) -> Hidden:
         """Zero the rows of ``hidden`` where ``done`` (bool ``[batch]``) is True, on device."""
         keep = ~done.view(1, -1, 1)

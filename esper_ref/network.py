@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contracts import contract, spec
+from contracts import phase4 as P
 from contracts.phase4 import (
     BLUEPRINT_EMBED_DIM,
     DEFAULT_NUM_SLOTS,
@@ -37,6 +39,20 @@ from contracts.phase4 import (
 from esper_ref import distributions as dist
 
 Hidden = tuple[Tensor, Tensor]
+
+# Contracts of the original keyword interface, built from the contracts.phase4 catalogue:
+# per-head ``<head>_mask`` arguments are ``bool[*lead, size] | None``.
+_BIND = {**P.BIND_FROM_SELF, "obs_dim": "self.state_dim", "hidden": "self.lstm_hidden_dim"}
+_FIXED = {"layers": 1}
+_MASK_SPECS = {
+    f"{head}_mask": spec(f"bool[*lead, {'num_slots' if head == 'slot' else size}] | None")
+    for head, size in head_sizes().items()
+}
+_STATE_SPECS = {
+    "state": P.FEATURES,
+    "blueprint_indices": P.BLUEPRINT_INDICES,
+    "hidden": P.HIDDEN_OR_NONE,
+}
 
 
 class ForwardOutput(TypedDict):
@@ -325,6 +341,7 @@ class FactoredRecurrentActorCritic(nn.Module):
 
     # ------------------------------------------------- the original network's interface
 
+    @contract(**_STATE_SPECS, **_MASK_SPECS, bind=_BIND, fixed=_FIXED)
     def forward(
         self,
         state: Tensor,
@@ -354,6 +371,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         return self.forward_masks(state, blueprint_indices, masks, hidden, deterministic)
 
     @torch.no_grad()
+    @contract(**_STATE_SPECS, **_MASK_SPECS, bind=_BIND, fixed=_FIXED)
     def get_action(
         self,
         state: Tensor,
@@ -385,6 +403,16 @@ class FactoredRecurrentActorCritic(nn.Module):
         )
         return self.act(state, blueprint_indices, masks, hidden, deterministic)
 
+    @contract(
+        states=P.FEATURES,
+        blueprint_indices=P.BLUEPRINT_INDICES,
+        actions=P.ACTIONS,
+        hidden=P.HIDDEN_OR_NONE,
+        episode_starts="bool[*lead] | None",
+        **_MASK_SPECS,
+        bind=_BIND,
+        fixed=_FIXED,
+    )
     def evaluate_actions(
         self,
         states: Tensor,
@@ -414,6 +442,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         )
         return self.evaluate(states, blueprint_indices, actions, masks, hidden, episode_starts)
 
+    @contract(**_STATE_SPECS, returns=P.Q_ALL_OPS, bind=_BIND, fixed=_FIXED)
     def get_value(
         self, state: Tensor, blueprint_indices: Tensor, hidden: Hidden | None = None
     ) -> Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+import contracts
+from contracts import ContractError
 from contracts.phase4 import HEAD_NAMES, NUM_BLUEPRINTS, NUM_OPS, head_sizes
 from esper_ref.bundle import ActionResult, EvalResult, LSTMPolicyBundle
 
@@ -171,9 +173,11 @@ def test_rollout_path_never_syncs_or_builds_distributions(monkeypatch: pytest.Mo
     for name in ("item", "tolist", "__bool__", "__int__", "__float__", "numpy", "cpu"):
         monkeypatch.setattr(torch.Tensor, name, forbidden)
     monkeypatch.setattr(torch.distributions.Distribution, "__init__", forbidden)
-    for deterministic in (False, True):
-        res = bundle.get_action(features, idx, masks, hidden, deterministic=deterministic)
-        bundle.expected_value(features, idx, masks, res.hidden)
+    # Contracts "on" (the default) check shapes and dtypes only; "full" reads value ranges.
+    with contracts.mode("on"):
+        for deterministic in (False, True):
+            res = bundle.get_action(features, idx, masks, hidden, deterministic=deterministic)
+            bundle.expected_value(features, idx, masks, res.hidden)
     monkeypatch.undo()
     assert res.value.shape == (6,)
 
@@ -209,13 +213,18 @@ def test_mask_heads_must_match_exactly() -> None:
     bundle = tiny_bundle()
     features, idx, masks = rollout_inputs(2)
     masks["slots"] = masks.pop("slot")
-    with pytest.raises(ValueError, match=r"missing head\(s\) \['slot'\]"):
+    with pytest.raises(ContractError, match="slot"):
+        bundle.get_action(features, idx, masks)
+    # With contracts switched off the bundle still refuses, with its own message.
+    with contracts.mode("off"), pytest.raises(ValueError, match=r"missing head\(s\) \['slot'\]"):
         bundle.get_action(features, idx, masks)
 
 
 def test_missing_action_heads_are_rejected() -> None:
     bundle = tiny_bundle()
     features, idx, masks = rollout_inputs(2)
-    with pytest.raises(ValueError, match=r"missing head\(s\) \['tempo'\]"):
-        actions = {n: torch.zeros(2, dtype=torch.long) for n in HEAD_NAMES if n != "tempo"}
+    actions = {n: torch.zeros(2, dtype=torch.long) for n in HEAD_NAMES if n != "tempo"}
+    with pytest.raises(ContractError, match="tempo"):
+        bundle.evaluate_actions(features, idx, actions, masks)
+    with contracts.mode("off"), pytest.raises(ValueError, match=r"missing head\(s\) \['tempo'\]"):
         bundle.evaluate_actions(features, idx, actions, masks)
