@@ -64,6 +64,21 @@ def test_get_action_values_the_op_it_returns() -> None:
     assert res.sampled_op.unique().numel() > 1
 
 
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_stored_op_value_consistency_on_the_network(deterministic: bool) -> None:
+    """The audit's second test, as written there: forward, then evaluate the stored op."""
+    net = tiny_net()
+    state, idx = inputs(2, 5)
+    fwd_out = net(state, idx, deterministic=deterministic)
+    stored_op = fwd_out["sampled_op"]
+    actions = {name: torch.zeros(2, 5, dtype=torch.long) for name in HEAD_NAMES}
+    actions["op"] = stored_op
+    eval_out = net.evaluate_actions(state, idx, actions)
+    torch.testing.assert_close(fwd_out["value"], eval_out.value, atol=1e-5, rtol=0)
+    if deterministic:
+        assert torch.equal(stored_op, fwd_out["op_logits"].argmax(-1))
+
+
 # ---------------------------------------------------------------- audit test 3 (bug 2)
 
 
