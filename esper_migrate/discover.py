@@ -47,7 +47,7 @@ def _gitignore(root: Path) -> pathspec.PathSpec[Any] | None:
             break
     if not lines:
         return None
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.PathSpec.from_lines("gitignore", lines)
 
 
 def discover(
@@ -58,7 +58,7 @@ def discover(
     ``excludes`` are gitignore-style patterns relative to ``exclude_root`` (the configuration's
     project root), or to each walked directory when there is no root.
     """
-    patterns = pathspec.PathSpec.from_lines("gitwildmatch", list(excludes))
+    patterns = pathspec.PathSpec.from_lines("gitignore", list(excludes))
     root = exclude_root.resolve() if exclude_root is not None else None
 
     def excluded(full: Path, rel: str, is_dir: bool) -> bool:

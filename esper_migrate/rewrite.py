@@ -37,6 +37,19 @@ def _separator(previous_ws: cst.BaseParenthesizableWhitespace | None) -> cst.Com
     return cst.Comma(whitespace_after=previous_ws)
 
 
+def _clean(comma: cst.Comma | cst.MaybeSentinel) -> cst.Comma | cst.MaybeSentinel:
+    """The anchor's separator for the new element: same layout, without the anchor's trailing
+    comment or the comment lines that belong to the next element."""
+    if not isinstance(comma, cst.Comma):
+        return comma
+    ws = comma.whitespace_after
+    if isinstance(ws, cst.ParenthesizedWhitespace):
+        ws = ws.with_changes(
+            first_line=cst.TrailingWhitespace(newline=ws.first_line.newline), empty_lines=[]
+        )
+    return comma.with_changes(whitespace_after=ws)
+
+
 def insert_after(
     items: Sequence[_Item],
     k: int,
@@ -48,7 +61,7 @@ def insert_after(
     anchor = out[k]
     last = k == len(out) - 1
     anchor_comma = anchor.comma
-    new_item = new.with_changes(comma=anchor_comma)
+    new_item = new.with_changes(comma=_clean(anchor_comma))
     if last and isinstance(anchor_comma, cst.Comma):
         # A trailing comma before the closing paren: the separator between the anchor and the
         # new item copies the one before the anchor (or the whitespace after the paren).
@@ -250,7 +263,7 @@ def _insert_element(
     out = list(elements)
     anchor = out[k]
     comma = anchor.comma
-    new = new.with_changes(comma=comma)
+    new = new.with_changes(comma=_clean(comma))
     if k == len(out) - 1 and isinstance(comma, cst.Comma):
         previous = out[k - 1].comma if k > 0 else None
         sep = (

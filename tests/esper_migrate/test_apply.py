@@ -1,0 +1,258 @@
+"""``esper-migrate apply`` end to end: the golden fixture, the CLI contract, file hygiene."""
+
+from __future__ import annotations
+
+import codecs
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from esper_migrate.cli import app
+from esper_migrate.engine import analyze, run_apply
+from esper_migrate.records import Code, Tier
+from esper_migrate.spec import SpecError, load_spec, parse_spec
+
+FIXTURE = Path(__file__).parent / "fixtures" / "phase4"
+SPEC = load_spec()
+
+NET = """\
+import torch
+
+
+class FactoredRecurrentActorCritic:
+    def get_action(self, state, hidden=None):
+        return state
+
+
+def rollout(net: FactoredRecurrentActorCritic, signals):
+    states, bp = batch_obs_to_features(signals)
+    return net.get_action(states)
+"""
+NET_AFTER = NET.replace(
+    "self, state, hidden", "self, state, blueprint_indices: torch.Tensor, hidden"
+)
+NET_AFTER = NET_AFTER.replace("get_action(states)", "get_action(states, blueprint_indices=bp)")
+UNDERIVABLE = """\
+class FactoredRecurrentActorCritic:
+    def get_action(self, state, blueprint_indices, hidden=None):
+        return state
+
+
+def act(net: FactoredRecurrentActorCritic, x):
+    return net.get_action(x)
+"""
+
+
+def _tree(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
+    root = tmp_path / "proj"
+    for rel, content in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        else:
+            p.write_text(content, encoding="utf-8")
+    return root
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def _invoke(*args: str, cwd: Path) -> tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "esper_migrate", "apply", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+# -- the fixture ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not (FIXTURE / "before").is_dir(), reason="fixture not present")
+def test_fixture_before_becomes_golden_after_and_is_idempotent(tmp_path: Path) -> None:
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURE / "before", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    first = run_apply([tree], SPEC)
+    for r in first.changed:
+        Path(r.path).write_bytes(r.new)
+    expected = _snapshot(FIXTURE / "after")
+    expected.pop("UNRESOLVED.txt")
+    assert _snapshot(tree) == expected
+    listed = {
+        line.split(": ")[0]
+        for line in (FIXTURE / "after" / "UNRESOLVED.txt").read_text().splitlines()
+    }
+    reported = {f"{Path(u.path).relative_to(tree).as_posix()}:{u.line}" for u in first.unresolved}
+    assert reported == listed
+    second = run_apply([tree], SPEC)
+    assert second.changed == []
+
+
+@pytest.mark.skipif(not (FIXTURE / "before").is_dir(), reason="fixture not present")
+def test_analyze_reports_missing_arguments_and_parameters_on_the_fixture() -> None:
+    findings = analyze([FIXTURE / "before"], SPEC)
+    codes = {f.code for f in findings}
+    assert codes == {Code.MISSING_ARGUMENT, Code.MISSING_PARAMETER}
+    unfixable = [f for f in findings if not f.fixable]
+    assert len(unfixable) == 1 and "vectorized.py" in unfixable[0].path
+    assert all(f.col >= 1 and f.tier in (Tier.RESOLVED, Tier.NAME) for f in findings)
+    after = analyze([FIXTURE / "after"], SPEC)
+    assert len(after) == 1 and not after[0].fixable  # the one site apply leaves alone
+
+
+# -- CLI contract --------------------------------------------------------------------------
+
+
+def test_apply_writes_and_summarises(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"pkg/net.py": NET, "pkg/other.py": "x = 1\n"})
+    code, out = _invoke(".", cwd=root)
+    assert code == 0, out
+    assert (root / "pkg/net.py").read_text() == NET_AFTER
+    assert "2 files scanned, 1 analysed, 1 changed" in out
+    assert "argument 1" in out and "parameter 1" in out
+    assert not list(root.rglob("*.tmp"))
+
+
+def test_diff_writes_nothing_and_check_exits_1(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"net.py": NET})
+    before = _snapshot(root)
+    code, out = _invoke("--diff", ".", cwd=root)
+    assert code == 0, out
+    assert "+    return net.get_action(states, blueprint_indices=bp)" in out
+    assert "--- a/" in out and "+++ b/" in out
+    code, out = _invoke("--check", ".", cwd=root)
+    assert code == 1, out
+    assert _snapshot(root) == before
+    _invoke(".", cwd=root)
+    code, out = _invoke("--check", ".", cwd=root)
+    assert code == 0, out
+
+
+def test_unresolved_site_is_left_reported_and_exits_3(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"a.py": UNDERIVABLE})
+    code, out = _invoke(".", cwd=root)
+    assert code == 3, out
+    assert (root / "a.py").read_text() == UNDERIVABLE
+    assert "a.py:7:12: unresolved EM001" in out
+    assert "suggested edit: pass `blueprint_indices=<companion of x>`" in out
+
+
+def test_file_that_does_not_parse_is_reported_and_left_byte_identical(tmp_path: Path) -> None:
+    broken = b"def get_action(self, state:\n    return FactoredRecurrentActorCritic\n"
+    root = _tree(tmp_path, {"broken.py": broken, "net.py": NET})
+    code, out = _invoke(".", cwd=root)
+    assert code == 3, out
+    assert (root / "broken.py").read_bytes() == broken
+    assert "broken.py: error: does not parse" in out
+    assert (root / "net.py").read_text() == NET_AFTER
+
+
+def test_gitignore_and_configured_excludes_are_respected(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            ".gitignore": "ignored/\n",
+            "pyproject.toml": '[tool.esper-migrate]\nexclude = ["legacy/"]\n',
+            "ignored/net.py": NET,
+            "legacy/net.py": NET,
+            "src/net.py": NET,
+        },
+    )
+    (root / ".git").mkdir()
+    code, out = _invoke(cwd=root)
+    assert code == 0, out
+    assert (root / "ignored/net.py").read_text() == NET
+    assert (root / "legacy/net.py").read_text() == NET
+    assert (root / "src/net.py").read_text() == NET_AFTER
+
+
+def test_crlf_bom_and_latin1_are_preserved(tmp_path: Path) -> None:
+    crlf = NET.replace("\n", "\r\n").encode()
+    bom = codecs.BOM_UTF8 + NET.encode()
+    latin = ("# -*- coding: latin-1 -*-\n# caf\xe9\n" + NET).encode("latin-1")
+    root = _tree(tmp_path, {"crlf.py": crlf, "bom.py": bom, "latin.py": latin})
+    code, out = _invoke(".", cwd=root)
+    assert code == 0, out
+    assert (root / "crlf.py").read_bytes() == NET_AFTER.replace("\n", "\r\n").encode()
+    assert (root / "bom.py").read_bytes() == codecs.BOM_UTF8 + NET_AFTER.encode()
+    assert (root / "latin.py").read_bytes() == (
+        "# -*- coding: latin-1 -*-\n# caf\xe9\n" + NET_AFTER
+    ).encode("latin-1")
+
+
+def test_jobs_gives_the_same_result(tmp_path: Path) -> None:
+    files = {f"m{i}.py": NET for i in range(4)}
+    one = _tree(tmp_path / "one", files)
+    two = _tree(tmp_path / "two", files)
+    assert _invoke(".", cwd=one)[0] == 0
+    code, out = _invoke("--jobs", "2", ".", cwd=two)
+    assert code == 0, out
+    assert _snapshot(one) == _snapshot(two)
+
+
+def test_custom_spec_threads_another_parameter(tmp_path: Path) -> None:
+    spec_file = tmp_path / "mine.toml"
+    spec_file.write_text(
+        '[parameter]\nname = "op_mask"\n\n'
+        '[[targets]]\nname = "Critic"\nmethods = ["value"]\n\n'
+        '[[producers]]\nname = "encode"\n'
+    )
+    root = _tree(
+        tmp_path,
+        {
+            "c.py": "class Critic:\n    def value(self, obs, h=None):\n        return obs\n\n\n"
+            "def f(c: Critic, x):\n    obs, m = encode(x)\n    return c.value(obs, h=None)\n"
+        },
+    )
+    code, out = _invoke("--spec", str(spec_file), ".", cwd=root)
+    assert code == 0, out
+    text = (root / "c.py").read_text()
+    assert "def value(self, obs, op_mask, h=None):" in text
+    assert "c.value(obs, op_mask=m, h=None)" in text
+
+
+def test_invalid_spec_names_the_field(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"parameter\.name"):
+        parse_spec('[parameter]\nname = "not an identifier"\n[[targets]]\nname="A"\nmethods=["f"]')
+    with pytest.raises(SpecError, match="targets"):
+        parse_spec('[parameter]\nname = "x"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[parameter]\nname = "x"\n[[targets]]\nname = "A"\nmethods = []\n')
+    result = CliRunner().invoke(app, ["apply", "--spec", str(bad), str(tmp_path)])
+    assert result.exit_code == 2
+    assert "targets.0.methods" in result.output
+
+
+def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["apply", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "no such file or directory" in result.output
+
+
+def test_engine_never_imports_torch() -> None:
+    code = (
+        "import sys\n"
+        "import esper_migrate.engine, esper_migrate.cli, esper_migrate.rewrite\n"
+        "from esper_migrate.rules import RULE_MODULES\n"
+        "import importlib\n"
+        "[importlib.import_module('esper_migrate.rules.' + n) for n in RULE_MODULES]\n"
+        "print('torch' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
