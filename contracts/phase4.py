@@ -160,7 +160,7 @@ def relevance_table() -> list[list[bool]]:
 # ------------------------------------------------------------------------------------------
 
 from contracts.batch import TensorBatch, TensorField  # noqa: E402
-from contracts.spec import Spec, spec  # noqa: E402
+from contracts.spec import DictSpec, TensorSpec, TupleSpec, spec  # noqa: E402
 
 #: Inclusive range of ``blueprint_indices``: NULL_BLUEPRINT (-1) up to the last blueprint (12).
 BLUEPRINT_INDEX_RANGE: Final[tuple[int, int]] = (NULL_BLUEPRINT, NUM_BLUEPRINTS - 1)
@@ -183,33 +183,39 @@ def _head_dim(head: str) -> str:
     return "num_slots" if head == "slot" else str(head_sizes()[head])
 
 
-def _heads(lead: str, template: str) -> Spec:
+def _dict(value: dict[str, str]) -> DictSpec:
+    out = spec(value)
+    assert isinstance(out, DictSpec)
+    return out
+
+
+def _heads(lead: str, template: str) -> DictSpec:
     """Per-head dict spec; ``template`` gets ``{lead}`` and ``{size}`` filled in per head."""
-    return spec({h: template.format(lead=lead, size=_head_dim(h)) for h in HEAD_NAMES})
+    return _dict({h: template.format(lead=lead, size=_head_dim(h)) for h in HEAD_NAMES})
 
 
-def _action_spec(lead: str) -> Spec:
+def _action_spec(lead: str) -> DictSpec:
     out: dict[str, str] = {}
     for h in HEAD_NAMES:
         size = head_sizes()[h]
         rng = "" if h == "slot" else f" in [0, {size - 1}]"
         out[h] = f"int64[{lead}]{rng}"
-    return spec(out)
+    return _dict(out)
 
 
 # -- features ``[*lead, obs_dim]`` ------------------------------------------------------------
 #: Observation features at rollout: ``float32[batch, obs_dim]``.
-FEATURES_ROLLOUT: Final = spec("float32[batch, obs_dim]")
+FEATURES_ROLLOUT: Final = TensorSpec.parse("float32[batch, obs_dim]")
 #: Observation features in the update: ``float32[batch, seq, obs_dim]``.
-FEATURES_SEQUENCE: Final = spec("float32[batch, seq, obs_dim]")
+FEATURES_SEQUENCE: Final = TensorSpec.parse("float32[batch, seq, obs_dim]")
 #: Either of the two: ``float32[*lead, obs_dim]``.
-FEATURES: Final = spec("float32[*lead, obs_dim]")
+FEATURES: Final = TensorSpec.parse("float32[*lead, obs_dim]")
 
 # -- blueprint_indices, int64 in [-1, 12] (range checked in full mode) ------------------------
-BLUEPRINT_INDICES_ROLLOUT: Final = spec(f"int64[batch, num_slots] {_BP_RANGE}")
-BLUEPRINT_INDICES_SEQUENCE: Final = spec(f"int64[batch, seq, num_slots] {_BP_RANGE}")
+BLUEPRINT_INDICES_ROLLOUT: Final = TensorSpec.parse(f"int64[batch, num_slots] {_BP_RANGE}")
+BLUEPRINT_INDICES_SEQUENCE: Final = TensorSpec.parse(f"int64[batch, seq, num_slots] {_BP_RANGE}")
 #: ``int64[*lead, num_slots] in [-1, 12]``: shares ``*lead`` with :data:`FEATURES`.
-BLUEPRINT_INDICES: Final = spec(f"int64[*lead, num_slots] {_BP_RANGE}")
+BLUEPRINT_INDICES: Final = TensorSpec.parse(f"int64[*lead, num_slots] {_BP_RANGE}")
 
 # -- masks: dict keyed by HEAD_NAMES, bool, True = allowed -----------------------------------
 MASKS_ROLLOUT: Final = _heads("batch", "bool[{lead}, {size}]")
@@ -228,16 +234,21 @@ LOG_PROBS: Final = _heads("*lead", "float32[{lead}]")
 
 # -- op, values ------------------------------------------------------------------------------
 #: The sampled or executed op: ``int64[*lead] in [0, 5]``.
-OP: Final = spec(f"int64[*lead] {_OP_RANGE}")
-VALUE_ROLLOUT: Final = spec("float32[batch]")
-VALUE_SEQUENCE: Final = spec("float32[batch, seq]")
+OP: Final = TensorSpec.parse(f"int64[*lead] {_OP_RANGE}")
+VALUE_ROLLOUT: Final = TensorSpec.parse("float32[batch]")
+VALUE_SEQUENCE: Final = TensorSpec.parse("float32[batch, seq]")
 #: Q(s, op) or V(s): ``float32[*lead]``.
-VALUE: Final = spec("float32[*lead]")
+VALUE: Final = TensorSpec.parse("float32[*lead]")
 #: Q(s, op) for every op: ``float32[*lead, 6]``.
-Q_ALL_OPS: Final = spec(f"float32[*lead, {NUM_OPS}]")
+Q_ALL_OPS: Final = TensorSpec.parse(f"float32[*lead, {NUM_OPS}]")
 
 # -- LSTM hidden state (h, c), each [layers, batch, hidden] --------------------------------
-HIDDEN: Final = spec(("float32[layers, batch, hidden]", "float32[layers, batch, hidden]"))
+HIDDEN: Final = TupleSpec(
+    items=(
+        TensorSpec.parse("float32[layers, batch, hidden]"),
+        TensorSpec.parse("float32[layers, batch, hidden]"),
+    )
+)
 #: :data:`HIDDEN` or ``None`` (start from zeros).
 HIDDEN_OR_NONE: Final = HIDDEN.or_none()
 

@@ -23,7 +23,7 @@ import functools
 import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Final, Literal, TypeAlias, Union
+from typing import Annotated, Final, Literal, Self, TypeAlias, Union
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -91,9 +91,9 @@ class _SpecBase(BaseModel):
     #: ``None`` is accepted in place of the value.
     optional: bool = False
 
-    def or_none(self) -> Spec:
+    def or_none(self) -> Self:
         """The same spec, also accepting ``None``."""
-        return self.model_copy(update={"optional": True})  # type: ignore[return-value]
+        return self.model_copy(update={"optional": True})
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
