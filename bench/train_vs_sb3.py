@@ -1,0 +1,234 @@
+"""esper_ref PPO vs sb3-contrib MaskablePPO on the built-in slot-lifecycle task, side by side.
+
+Same task, same env-step budget, one process, one torch thread each:
+
+* **esper_ref**: ``Trainer`` with its defaults (the recurrent op-conditioned policy that sees
+  ``blueprint_indices``) on ``SlotLifecycleVecEnv``.
+* **MaskablePPO**: sb3-contrib on ``SlotLifecycleGymEnv`` (features plus a one-hot of each
+  slot's blueprint, the same information) in a ``DummyVecEnv`` of as many envs, with action
+  masks.
+* **ablation**: esper_ref with every blueprint index replaced by -1.
+
+"Reached the target" = the mean return of the last ``--window`` finished training episodes
+is at least the env's target (80% of the scripted oracle's return). Final returns are
+greedy-policy evaluations on fresh seeds. A run that never reaches the target within the
+budget counts as the budget (so a ratio against it is an upper bound; the line before the last says so).
+
+Last line: ``steps_ratio_vs_maskableppo: X wall_ratio_vs_maskableppo: Y ablation_return_gap: Z``
+with ratios ours/theirs (below 1 = we are faster) and the gap = esper_ref final return minus
+ablation final return, absolute (in return units).
+
+    python bench/train_vs_sb3.py            # full run
+    python bench/train_vs_sb3.py --quick    # smoke run (small budget)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from esper_ref.config import TrainConfig
+from esper_ref.env import SlotLifecycleVecEnv, target_return
+from esper_ref.train import Trainer, run_episodes
+
+
+@dataclass
+class Run:
+    name: str
+    steps_to_target: int | None = None
+    wall_to_target: float | None = None
+    total_steps: int = 0
+    wall: float = 0.0
+    final_return: float = math.nan
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+class Tracker:
+    """Rolling mean of finished episodes; records when it first reaches the target."""
+
+    def __init__(self, run: Run, target: float, window: int, t0: float) -> None:
+        self.run, self.target, self.t0 = run, target, t0
+        self.recent: deque[float] = deque(maxlen=window)
+
+    def add(self, returns: list[float], step: int) -> None:
+        self.recent.extend(returns)
+        if len(self.recent) < self.recent.maxlen:  # type: ignore[operator]
+            return
+        mean = float(np.mean(self.recent))
+        if not self.run.curve or step - self.run.curve[-1][0] >= 5000:
+            self.run.curve.append((step, mean))
+        if self.run.steps_to_target is None and mean >= self.target:
+            self.run.steps_to_target = step
+            self.run.wall_to_target = time.perf_counter() - self.t0
+
+
+def run_esper(name: str, cfg: TrainConfig, target: float, window: int, eval_eps: int) -> Run:
+    run = Run(name)
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg)
+    tracker = Tracker(run, target, window, t0)
+    seen = 0
+
+    def on_update(row: dict[str, float]) -> None:
+        nonlocal seen
+        new = trainer.episode_returns[seen:]
+        seen = len(trainer.episode_returns)
+        tracker.add(new, trainer.global_step)
+
+    trainer.train(on_update=on_update)
+    run.wall = time.perf_counter() - t0
+    run.total_steps = trainer.global_step
+    env = SlotLifecycleVecEnv(
+        num_envs=min(eval_eps, 64), num_slots=cfg.num_slots, seed=10_000 + cfg.seed
+    )
+    rets = run_episodes(
+        env,
+        trainer.policy,
+        eval_eps,
+        trainer.obs_rms,
+        blank_blueprints=not cfg.use_blueprint_indices,
+        deterministic=True,
+        seed=10_000 + cfg.seed,
+    )
+    run.final_return = float(np.mean(rets))
+    return run
+
+
+def run_maskable_ppo(
+    num_envs: int, budget: int, seed: int, target: float, window: int, eval_eps: int, args: Any
+) -> Run:
+    # Imported here only: sb3-contrib is a benchmark-only dependency.
+    from sb3_contrib import MaskablePPO
+    from sb3_contrib.common.maskable.utils import get_action_masks
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from esper_ref.env.gym_env import SlotLifecycleGymEnv
+
+    run = Run("maskable_ppo")
+    t0 = time.perf_counter()
+    tracker = Tracker(run, target, window, t0)
+    venv = make_vec_env(SlotLifecycleGymEnv, n_envs=num_envs, seed=seed, vec_env_cls=DummyVecEnv)
+
+    class Track(BaseCallback):
+        def _on_step(self) -> bool:
+            rets = [float(i["episode"]["r"]) for i in self.locals["infos"] if "episode" in i]
+            if rets:
+                tracker.add(rets, self.num_timesteps)
+            return True
+
+    model = MaskablePPO(
+        "MlpPolicy",
+        venv,
+        n_steps=args.sb3_n_steps,
+        batch_size=args.sb3_batch_size,
+        n_epochs=args.sb3_epochs,
+        learning_rate=args.sb3_lr,
+        ent_coef=args.sb3_ent_coef,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    model.learn(total_timesteps=budget, callback=Track())
+    run.wall = time.perf_counter() - t0
+    run.total_steps = int(model.num_timesteps)
+
+    eval_env = SlotLifecycleGymEnv(seed=10_000 + seed)
+    rets: list[float] = []
+    obs, _ = eval_env.reset(seed=10_000 + seed)
+    total = 0.0
+    while len(rets) < eval_eps:
+        action, _ = model.predict(
+            obs, action_masks=get_action_masks(eval_env), deterministic=True
+        )
+        obs, r, term, trunc, _ = eval_env.step(action)
+        total += float(r)
+        if term or trunc:
+            rets.append(total)
+            total = 0.0
+            obs, _ = eval_env.reset()
+    run.final_return = float(np.mean(rets))
+    return run
+
+
+def _fmt(run: Run, budget: int) -> str:
+    reached = (
+        f"target at {run.steps_to_target:,} steps / {run.wall_to_target:.1f} s"
+        if run.steps_to_target is not None
+        else f"target NOT reached in {budget:,} steps"
+    )
+    return (
+        f"{run.name:>13}: {reached}; {run.total_steps:,} steps in {run.wall:.1f} s "
+        f"({run.total_steps / max(run.wall, 1e-9):,.0f} steps/s); "
+        f"final greedy return {run.final_return:.3f}"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run with a small budget")
+    p.add_argument("--budget", type=int, default=None, help="env steps per learner")
+    p.add_argument("--num-envs", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window", type=int, default=100, help="episodes in the rolling mean")
+    p.add_argument("--eval-episodes", type=int, default=256)
+    p.add_argument("--skip-ablation", action="store_true")
+    p.add_argument("--sb3-n-steps", type=int, default=128)
+    p.add_argument("--sb3-batch-size", type=int, default=256)
+    p.add_argument("--sb3-epochs", type=int, default=4)
+    p.add_argument("--sb3-lr", type=float, default=3e-4)
+    p.add_argument("--sb3-ent-coef", type=float, default=0.01)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    budget = args.budget or (20_000 if args.quick else 400_000)
+    eval_eps = 32 if args.quick else args.eval_episodes
+    target = target_return()
+    print(f"target return {target:.3f} (80% of the scripted oracle); budget {budget:,} steps")
+
+    cfg = TrainConfig(num_envs=args.num_envs, total_steps=budget, seed=args.seed)
+    ours = run_esper("esper_ref", cfg, target, args.window, eval_eps)
+    print(_fmt(ours, budget), flush=True)
+    theirs = run_maskable_ppo(
+        args.num_envs, budget, args.seed, target, args.window, eval_eps, args
+    )
+    print(_fmt(theirs, budget), flush=True)
+    if args.skip_ablation:
+        ablation = Run("ablation")
+    else:
+        ab_cfg = TrainConfig(
+            num_envs=args.num_envs, total_steps=budget, seed=args.seed, use_blueprint_indices=False
+        )
+        ablation = run_esper("ablation", ab_cfg, target, args.window, eval_eps)
+        print(_fmt(ablation, budget), flush=True)
+
+    def steps(r: Run) -> float:
+        return float(r.steps_to_target if r.steps_to_target is not None else r.total_steps)
+
+    def wall(r: Run) -> float:
+        return r.wall_to_target if r.wall_to_target is not None else r.wall
+
+    steps_ratio = steps(ours) / steps(theirs)
+    wall_ratio = wall(ours) / wall(theirs)
+    bound = "<=" if theirs.steps_to_target is None and ours.steps_to_target is not None else ""
+    if bound:
+        print("MaskablePPO never reached the target: the ratios are upper bounds")
+    if ours.steps_to_target is None:
+        print("esper_ref never reached the target: the ratios use its whole budget")
+    gap = ours.final_return - ablation.final_return
+    print(
+        f"steps_ratio_vs_maskableppo: {steps_ratio:.3f} "
+        f"wall_ratio_vs_maskableppo: {wall_ratio:.3f} "
+        f"ablation_return_gap: {gap:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
