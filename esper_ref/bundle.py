@@ -57,7 +57,8 @@ _HEADS = frozenset(HEAD_NAMES)
 # rollout step and ``[batch, seq]`` for sequences, and every argument must agree on it.
 _BIND = {**P.BIND_FROM_SELF, "obs_dim": "self.state_dim", "hidden": "self.lstm_hidden_dim"}
 _FIXED = {"layers": 1}
-_ACTION_RESULT = spec((P.ACTIONS, P.LOG_PROBS, P.VALUE, P.OP, P.HIDDEN, P.Q_ALL_OPS, P.VALUE))
+# The result NamedTuples are checked on evaluate_actions only: the checker's fast path takes
+# exact tuples, so a NamedTuple result costs tens of microseconds, too much per rollout step.
 _EVAL_RESULT = spec((P.LOG_PROBS, P.LOG_PROBS, P.VALUE, P.HIDDEN))
 _EPISODE_STARTS = spec("bool[*lead] | None")
 
@@ -131,7 +132,6 @@ class LSTMPolicyBundle:
         blueprint_indices=P.BLUEPRINT_INDICES,
         masks=P.MASKS,
         hidden=P.HIDDEN_OR_NONE,
-        returns=_ACTION_RESULT,
         bind=_BIND,
         fixed=_FIXED,
     )

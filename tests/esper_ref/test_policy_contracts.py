@@ -9,6 +9,7 @@ import torch
 
 import contracts
 from contracts import ContractError
+from contracts import phase4 as P
 from contracts.phase4 import HEAD_NAMES, NUM_BLUEPRINTS, head_sizes
 from esper_ref.bundle import LSTMPolicyBundle
 from esper_ref.network import FactoredRecurrentActorCritic
@@ -150,3 +151,23 @@ def test_valid_input_passes_in_every_mode(bundle: LSTMPolicyBundle) -> None:
             bundle.reset_hidden(res.hidden, torch.zeros(B, dtype=torch.bool))
             assert bundle.get_value(features, idx, hidden).shape == (B, 3, 6)
             assert bundle.expected_value(features, idx, masks, hidden).shape == (B, 3)
+
+
+@pytest.mark.parametrize("lead", [(B,), (B, 3)])
+def test_get_action_results_meet_the_catalogue_specs(
+    bundle: LSTMPolicyBundle, lead: tuple[int, ...]
+) -> None:
+    features, idx, masks = good(*lead)
+    res = bundle.get_action(features, idx, masks, bundle.initial_hidden(B))
+    with contracts.mode("full"):
+        contracts.check(
+            "get_action result",
+            bind={"num_slots": SLOTS, "layers": 1, "hidden": 12, "lead": lead},
+            actions=(res.actions, P.ACTIONS),
+            log_probs=(res.log_probs, P.LOG_PROBS),
+            value=(res.value, P.VALUE),
+            sampled_op=(res.sampled_op, P.OP),
+            hidden=(res.hidden, P.HIDDEN),
+            op_probs=(res.op_probs, P.Q_ALL_OPS),
+            expected_value=(res.expected_value, P.VALUE),
+        )
