@@ -351,3 +351,24 @@ def findings_for_file(
         except (SyntaxError, ValueError):
             return []
     return plan_findings(plan_tree(path, text, tree, index, spec), spec)
+
+
+def migrate_sources(
+    sources: dict[str, bytes], spec: MigrationSpec
+) -> tuple[dict[str, bytes], list[Unresolved], dict[str, str]]:
+    """In-memory apply over a set of files: (new sources, unresolved sites, errors)."""
+    session = Session(spec)
+    for path, source in sources.items():
+        session.add_file(path, source)
+    out = dict(sources)
+    unresolved: list[Unresolved] = []
+    errors = dict(session.errors)
+    for plan in session.plans():
+        unresolved.extend(plan.unresolved)
+        if plan.edits:
+            _, new, err = _rewrite((plan.path, sources[plan.path], plan.edits))
+            if err is not None:
+                errors[plan.path] = err
+            elif new is not None:
+                out[plan.path] = new
+    return out, unresolved, errors
