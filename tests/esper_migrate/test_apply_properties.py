@@ -113,7 +113,7 @@ def programs(
         compound = st.one_of(
             st.builds(
                 lambda n, p, b: [f"def {n}({', '.join(p)}):", *("    " + x for x in b)],
-                st.sampled_from(methods + ["fn"]),
+                st.sampled_from([*methods, "fn"]),
                 st.lists(name.filter(lambda n: n != "_"), max_size=3, unique=True),
                 block(depth - 1),
             ),
