@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 
 import torch
 import torch.nn.functional as F
@@ -44,11 +44,11 @@ Hidden = tuple[Tensor, Tensor]
 # per-head ``<head>_mask`` arguments are ``bool[*lead, size] | None``.
 _BIND = {**P.BIND_FROM_SELF, "obs_dim": "self.state_dim", "hidden": "self.lstm_hidden_dim"}
 _FIXED = {"layers": 1}
-_MASK_SPECS = {
+_MASK_SPECS: dict[str, Any] = {
     f"{head}_mask": spec(f"bool[*lead, {'num_slots' if head == 'slot' else size}] | None")
     for head, size in head_sizes().items()
 }
-_STATE_SPECS = {
+_STATE_SPECS: dict[str, Any] = {
     "state": P.FEATURES,
     "blueprint_indices": P.BLUEPRINT_INDICES,
     "hidden": P.HIDDEN_OR_NONE,
