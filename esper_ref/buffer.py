@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-from contracts.phase4 import HEAD_NAMES, NULL_BLUEPRINT, head_sizes
+from contracts.phase4 import HEAD_NAMES, NULL_BLUEPRINT, RolloutBatch, head_sizes
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ class TamiyoRolloutBuffer:
             v = valid.reshape(valid.shape + (1,) * (g.dim() - 2))
             return torch.where(v, g, torch.as_tensor(pad, dtype=g.dtype, device=dev))
 
-        return SequenceBatch(
+        batch = SequenceBatch(
             features=take(self.features, 0.0),
             blueprint_indices=take(self.blueprint_indices, NULL_BLUEPRINT),
             actions={h: take(a, 0) for h, a in self.actions.items()},
@@ -295,3 +295,19 @@ class TamiyoRolloutBuffer:
             ),
             env_index=env,
         )
+        # The contracts model checks every field's dtype, shape and range together (cheap:
+        # once per update, nothing copied); a violation raises pydantic.ValidationError.
+        RolloutBatch(
+            features=batch.features,
+            blueprint_indices=batch.blueprint_indices,
+            actions=batch.actions,
+            masks=batch.masks,
+            log_probs=batch.log_probs,
+            values=batch.values,
+            executed_op=batch.executed_op,
+            advantages=batch.advantages,
+            returns=batch.returns,
+            valid=batch.valid,
+            hidden=batch.hidden,
+        )
+        return batch

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pydantic
 import pytest
 import torch
 
+import contracts
 from contracts.phase4 import HEAD_NAMES, NULL_BLUEPRINT, head_sizes
 from esper_ref.buffer import TamiyoRolloutBuffer
 
@@ -156,6 +158,21 @@ def test_round_trip_sequences_split_at_episode_ends_with_null_padding() -> None:
     assert batch.hidden[0].shape == (1, 4, HID)
     sub = batch.select(torch.tensor([2]))
     assert sub.features.shape == (1, 4, OBS) and sub.hidden[0].shape == (1, 1, HID)
+
+
+def test_sequences_are_validated_by_the_contracts_batch_model() -> None:
+    buf = _buf(1, 3)
+    for t in range(3):
+        _step(buf, 1, t)
+    buf.compute_returns_and_advantages(torch.zeros(1), 0.99, 0.95)
+    buf.get_batched_sequences()  # fine as stored
+    buf.blueprint_indices[0, 1, 0] = 13  # no such blueprint: corrupt storage
+    with contracts.mode("full"), pytest.raises(pydantic.ValidationError, match="blueprint"):
+        buf.get_batched_sequences()
+    buf.blueprint_indices[0, 1, 0] = 2
+    buf.masks["slot"] = torch.ones(1, 3, SLOTS + 1, dtype=torch.bool)  # wrong width
+    with pytest.raises(pydantic.ValidationError, match="slot"):
+        buf.get_batched_sequences()
 
 
 def test_seq_len_chunks_long_episodes() -> None:
