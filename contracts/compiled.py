@@ -227,7 +227,9 @@ class _Gen:
             sig_parts.append("/")
         call = f"_ct_fn({', '.join(call_parts)})"
         params = "(" + "".join(f"{p.name}, " for p in plan.params) + ")"
-        self.fail = f"return _ct_slow(_ct_l, {params}, lambda: {call})"
+        # No lambda here: it would turn every parameter into a cell variable, slowing the
+        # fast path; the slow path rebuilds the call from the parameter tuple instead.
+        self.fail = f"return _ct_slow(_ct_l, {params})"
 
         body = self.lines
         self.emit(1, "_ct_l = _ct_ovr[0]")

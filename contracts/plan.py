@@ -15,11 +15,16 @@ from typing import Any, TypeGuard
 from contracts.checker import Checker, DimValue
 from contracts.errors import ContractError
 from contracts.spec import Spec, SpecLike, TensorSpec, spec
-from contracts.switch import FULL
+from contracts.switch import FULL, OFF
 
 __all__ = ["MISSING", "Plan", "build_plan"]
 
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+_VAR_POSITIONAL = int(inspect.Parameter.VAR_POSITIONAL)
+_KEYWORD_ONLY = int(inspect.Parameter.KEYWORD_ONLY)
+_VAR_KEYWORD = int(inspect.Parameter.VAR_KEYWORD)
 
 
 class _Missing:
@@ -35,6 +40,7 @@ class Plan:
     """Everything the generated wrapper and the slow path need, computed once."""
 
     name: str
+    fn: Callable[..., object]
     params: tuple[inspect.Parameter, ...]
     #: (parameter name, its index in ``params``, spec), in signature order.
     args: tuple[tuple[str, int, Spec], ...]
@@ -42,6 +48,10 @@ class Plan:
     fixed: tuple[tuple[str, DimValue], ...]
     #: (symbol, path such as "self.num_slots", root parameter index, attribute names).
     bind: tuple[tuple[str, str, int, tuple[str, ...]], ...]
+
+    @property
+    def call_kinds(self) -> tuple[tuple[str, int], ...]:
+        return tuple((p.name, int(p.kind)) for p in self.params)
 
     def symbols_with_variadic(self) -> frozenset[str]:
         names: set[str] = set()
@@ -81,10 +91,27 @@ class Plan:
             raise ContractError.of(self.name, checker.violations)
         return checker
 
-    def slow(self, level: int, params: tuple[object, ...], call: Callable[[], object]) -> object:
-        """Check thoroughly, call, check the return value thoroughly."""
+    def slow(self, level: int, params: tuple[object, ...]) -> object:
+        """Check thoroughly (unless ``level`` is off), call, check the return value."""
+        if level == OFF:
+            return self.call(params)
         checker = self.start(level, params)
-        return self._finish(checker, call())
+        return self._finish(checker, self.call(params))
+
+    def call(self, params: tuple[object, ...]) -> object:
+        """Call the function with the values of its parameters, in signature order."""
+        args: list[object] = []
+        kwargs: dict[str, Any] = {}
+        for (name, kind), value in zip(self.call_kinds, params, strict=True):
+            if kind == _VAR_POSITIONAL:
+                args.extend(value)  # type: ignore[arg-type]
+            elif kind == _VAR_KEYWORD:
+                kwargs.update(value)  # type: ignore[call-overload]
+            elif kind == _KEYWORD_ONLY:
+                kwargs[name] = value
+            else:
+                args.append(value)
+        return self.fn(*args, **kwargs)
 
     def slow_return(self, level: int, params: tuple[object, ...], result: object) -> object:
         """The fast path doubted only the return value: check everything thoroughly."""
@@ -170,6 +197,7 @@ def build_plan(
         bind_items.append((sym, path, index[root], tuple(attrs)))
     plan = Plan(
         name=name,
+        fn=fn,
         params=params,
         args=args,
         returns=None if returns is None else spec(returns),

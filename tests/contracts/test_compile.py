@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch._dynamo.testing
 
-from contracts import ContractError, contract
+from contracts import ContractError, contract, mode
 
 
 @contract(
@@ -47,6 +47,16 @@ def test_fullgraph_compiles_to_one_graph_and_valid_input_passes() -> None:
     torch.testing.assert_close(compiled(*args, hidden), score(*args, hidden))
     other = _inputs(7)  # a new batch size: recompiles (dynamic), still valid
     torch.testing.assert_close(compiled(*other), score(*other))
+
+
+def test_full_mode_compiles_too_ranges_are_left_to_eager_calls() -> None:
+    torch._dynamo.reset()
+    counter = torch._dynamo.testing.CompileCounter()
+    with mode("full"):
+        compiled = torch.compile(score, fullgraph=True, backend=counter)
+        args = _inputs(4)
+        torch.testing.assert_close(compiled(*args), score(*args))
+    assert counter.frame_count == 1
 
 
 def test_violations_still_surface_under_compile() -> None:

@@ -50,6 +50,13 @@ def test_every_parameter_kind_is_passed_through() -> None:
     assert out[0] is a and out[1] is b and out[2] == (7, 8) and out[3] is c
     assert out[4] is default and out[5] == {"e": 9}
     assert f(a, b=b, c=c)[4] is default
+    # The slow path (a Parameter is not on the fast path; full mode) rebuilds the same call.
+    param = torch.nn.Parameter(torch.zeros(2))
+    for ctx in (mode("on"), mode("full")):
+        with ctx:
+            slow = f(param, b, 7, 8, c=c, e=9)
+        assert slow[0] is param and slow[2] == (7, 8) and slow[3] is c
+        assert slow[4] is default and slow[5] == {"e": 9}
     with pytest.raises(ContractError, match="c: expected int64"):
         f(a, b, c=b)
     with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'c'"):
