@@ -194,8 +194,8 @@ class FactoredRecurrentActorCritic(nn.Module):
         """LSTM over ``x``: ``[B, F]`` is one step, ``[B, T, F]`` a sequence.
 
         One step runs the LSTM cell on the nn.LSTM's own weights (no sequence machinery).
-        With ``episode_starts`` (bool ``[B, T]``) the state is zeroed before each step that
-        starts an episode, so neither values nor gradients cross an episode boundary.
+        With ``episode_starts`` (bool ``[B]`` or ``[B, T]``) the state is zeroed before each step
+        that starts an episode, so neither values nor gradients cross an episode boundary.
         """
         w_ih, w_hh, b_ih, b_hh = self._cell_weights()
         if x.dim() == 2:
@@ -204,6 +204,9 @@ class FactoredRecurrentActorCritic(nn.Module):
                 c0 = h0
             else:
                 h0, c0 = hidden[0][0], hidden[1][0]
+            if episode_starts is not None:
+                start = episode_starts.unsqueeze(-1)
+                h0, c0 = torch.where(start, 0.0, h0), torch.where(start, 0.0, c0)
             h, c = torch.lstm_cell(x, (h0, c0), w_ih, w_hh, b_ih, b_hh)
             return h, (h.unsqueeze(0), c.unsqueeze(0))
         if episode_starts is None:

@@ -183,6 +183,14 @@ def test_episode_starts_reset_the_state_and_stop_gradients() -> None:
     assert state.grad is not None
     assert (state.grad[0, :3] == 0).all()
     assert (state.grad[0, 3:].abs().sum(-1) > 0).all()
+    # A single step honours episode_starts as well: env 0 restarts, env 1 carries on.
+    step_actions = {k: v[:, 3] for k, v in actions.items()}
+    x3 = state[:, 3].detach()
+    one = net.evaluate_actions(x3, idx[:, 3], step_actions, hidden=h0, episode_starts=starts[:, 3])
+    from_zero = net.evaluate_actions(x3, idx[:, 3], step_actions)
+    carried = net.evaluate_actions(x3, idx[:, 3], step_actions, hidden=h0)
+    torch.testing.assert_close(one.value[0], from_zero.value[0], atol=0, rtol=0)
+    torch.testing.assert_close(one.value[1], carried.value[1], atol=0, rtol=0)
 
 
 # ---------------------------------------------------------------- masking (bug 8)
