@@ -1,12 +1,18 @@
 """Runtime tensor contracts: shapes, dtypes, devices and ranges checked at call boundaries.
 
     from contracts import contract
+    from contracts import phase4 as P
 
-    @contract(features="float32[batch, obs_dim]", blueprint_indices="int64[batch, num_slots]",
-              returns="float32[batch]", fixed={"obs_dim": 114})
-    def value(features, blueprint_indices): ...
+    @contract(features=P.FEATURES_ROLLOUT, blueprint_indices=P.BLUEPRINT_INDICES_ROLLOUT,
+              masks=P.MASKS_ROLLOUT, hidden=P.HIDDEN_OR_NONE, bind=P.BIND_FROM_SELF,
+              returns="float32[batch]")
+    def get_value(self, features, blueprint_indices, masks, hidden=None): ...
 
-See ``contracts.spec`` for the spec grammar and ``contracts.phase4`` for the Phase 4 catalogue.
+The whole API: :func:`contract` (decorator), :func:`check` (inline), :class:`ContractError`,
+:func:`mode` (and ``ESPER_CONTRACTS=off|on|full``), :class:`TensorBatch` with
+:class:`TensorField` (batch models), and the spec models :class:`TensorSpec`,
+:class:`DictSpec`, :class:`TupleSpec` with :func:`spec` to build one from a spec-like. The
+string grammar is in ``contracts.spec``; the Phase 4 catalogue is ``contracts.phase4``.
 """
 
 from contracts.batch import TensorBatch, TensorField
