@@ -147,6 +147,8 @@ class LSTMPolicyBundle:
 
         No autograd is recorded and nothing syncs with the device.
         """
+        # no_grad rather than inference_mode: the returned hidden state is stored and later fed
+        # to evaluate_actions under autograd, which inference tensors would refuse.
         with torch.no_grad():
             return self.network.act(
                 features, blueprint_indices, _mask_sequence(masks), hidden, deterministic
