@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-USAGE = '''
+USAGE = """
 from collections.abc import Callable
 from typing import Annotated, assert_type
 import torch
@@ -31,7 +31,7 @@ with mode("off"):
     check("here", x=(y, "float32[b]"))
 b: Batch = Batch(states=torch.zeros(2, 3, 114))
 dims: dict[str, int | tuple[int, ...]] = b.dims
-'''
+"""
 
 
 @pytest.mark.slow
