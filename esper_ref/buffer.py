@@ -26,7 +26,8 @@ class SequenceBatch:
 
     Tensors are ``[num_seqs, seq_len, ...]`` except ``hidden`` (``(h, c)``, each
     ``[1, num_seqs, hidden_dim]``: the LSTM state before each sequence's first step) and
-    ``env_index`` (``[num_seqs]``: the env each sequence came from, for minibatching by env).
+    ``env_index`` and ``start`` (``[num_seqs]``: the env and step each sequence starts at; the
+    update minibatches by env).
     Padding steps have blueprint index -1, action 0, all-True masks and ``valid`` False.
     """
 
@@ -42,6 +43,7 @@ class SequenceBatch:
     valid: Tensor
     hidden: tuple[Tensor, Tensor]
     env_index: Tensor
+    start: Tensor
 
     @property
     def num_seqs(self) -> int:
@@ -260,6 +262,30 @@ class TamiyoRolloutBuffer:
             raise RuntimeError(
                 "get_batched_sequences: call compute_returns_and_advantages() after the last add"
             )
+        return self._sequences(seq_len, validate=True)
+
+    def observation_sequences(self, seq_len: int | None = None) -> SequenceBatch:
+        """Like ``get_batched_sequences`` but usable before GAE (advantages and returns are
+        not meaningful yet): lets the trainer evaluate V(s) for a whole rollout in one
+        recurrent pass instead of one call per step."""
+        return self._sequences(seq_len, validate=False)
+
+    def set_state_values(self, batch: SequenceBatch, values: Tensor) -> None:
+        """Write ``values`` (``[num_seqs, seq_len]``, aligned with ``batch``) back as the
+        per-step baseline V(s_t); padding entries are ignored."""
+        if tuple(values.shape) != tuple(batch.valid.shape):
+            raise ValueError(
+                f"set_state_values: values.shape={tuple(values.shape)}, "
+                f"expected {tuple(batch.valid.shape)}"
+            )
+        offs = torch.arange(values.shape[1], device=self.device)
+        t_idx = batch.start[:, None] + offs[None, :]
+        e_idx = batch.env_index[:, None].expand_as(t_idx)
+        v = batch.valid
+        self.state_values[e_idx[v], t_idx[v]] = values.detach()[v].to(torch.float32)
+        self._gae_done = False
+
+    def _sequences(self, seq_len: int | None, validate: bool) -> SequenceBatch:
         segs = self.segments(seq_len)
         if not segs:
             raise RuntimeError("get_batched_sequences: the buffer is empty")
@@ -294,7 +320,10 @@ class TamiyoRolloutBuffer:
                 self.hidden_c[env, start].unsqueeze(0).contiguous(),
             ),
             env_index=env,
+            start=start,
         )
+        if not validate:
+            return batch
         # The contracts model checks every field's dtype, shape and range together (cheap:
         # once per update, nothing copied); a violation raises pydantic.ValidationError.
         RolloutBatch(

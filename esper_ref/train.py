@@ -221,7 +221,6 @@ class Trainer:
             feats = self._features(obs.features, update=True)
             bp = self._blueprints(obs.blueprint_indices)
             act = self.policy.get_action(feats, bp, obs.masks, hidden=hidden)
-            state_value = self.policy.expected_value(feats, bp, obs.masks, hidden=hidden)
             next_obs, reward, terminated, truncated, info = self.env.step(act.actions)
             self.global_step += cfg.num_envs
 
@@ -248,7 +247,6 @@ class Trainer:
                 truncated,
                 info["executed_op"],
                 hidden,
-                state_values=state_value,
                 bootstrap_values=boot,
             )
             ended = terminated | truncated
@@ -261,6 +259,14 @@ class Trainer:
                 self.episode_returns.extend(float(r) for r in rets)
                 self.episode_steps.extend([self.global_step] * len(rets))
 
+        # The baseline V(s_t) = sum_op pi(op|s_t) Q(s_t, op) for every stored step, in one
+        # recurrent pass over the rollout's episodes (same inputs and start states as the
+        # rollout; cheaper than a second network call per step).
+        seqs = self.buffer.observation_sequences(cfg.seq_len)
+        v = self.policy.expected_value(
+            seqs.features, seqs.blueprint_indices, seqs.masks, hidden=seqs.hidden
+        )
+        self.buffer.set_state_values(seqs, v)
         feats = self._features(self.obs.features, update=False)
         last_v = self.policy.expected_value(
             feats, self._blueprints(self.obs.blueprint_indices), self.obs.masks, hidden=self.hidden

@@ -1,0 +1,183 @@
+"""The training loop on the built-in env: bootstrap modes, resume bit-exactness, learning."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from esper_ref.config import TrainConfig
+from esper_ref.train import (
+    CHECKPOINT_NAME,
+    CURVE_NAME,
+    METRICS_NAME,
+    Trainer,
+    evaluate_checkpoint,
+    load_checkpoint,
+)
+
+
+def _tiny(**kw: object) -> TrainConfig:
+    base: dict[str, object] = {
+        "num_envs": 4,
+        "num_steps": 30,
+        "total_steps": 4 * 30 * 4,
+        "feature_dim": 32,
+        "lstm_hidden_dim": 32,
+        "head_hidden_dim": 32,
+        "value_hidden_dim": 32,
+        "num_minibatches": 2,
+        "update_epochs": 2,
+        "checkpoint_every": 1000,
+    }
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def _params(trainer: Trainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in trainer.policy.parameters()]
+
+
+def test_resume_continues_bit_for_bit(tmp_path: Path) -> None:
+    cfg = _tiny()
+    straight = Trainer(cfg)
+    straight.train()
+    assert straight.update_idx == 4
+
+    first = Trainer(cfg, out_dir=tmp_path)
+    first.train(max_updates=2)
+    assert first.update_idx == 2
+    del first
+    torch.manual_seed(999)  # whatever happens in between must not matter
+    resumed = Trainer.resume(tmp_path / CHECKPOINT_NAME, out_dir=tmp_path)
+    assert resumed.update_idx == 2
+    resumed.train()
+    assert resumed.update_idx == 4 and resumed.global_step == straight.global_step
+    for a, b in zip(_params(straight), _params(resumed), strict=True):
+        assert torch.equal(a, b)
+    assert resumed.episode_returns == straight.episode_returns
+    with (tmp_path / METRICS_NAME).open() as fh:
+        assert [int(float(r["update"])) for r in csv.DictReader(fh)] == [1, 2, 3, 4]
+
+
+def test_checkpoint_holds_everything_needed(tmp_path: Path) -> None:
+    trainer = Trainer(_tiny(total_steps=4 * 30), out_dir=tmp_path)
+    result = trainer.train()
+    assert result.checkpoint == tmp_path / CHECKPOINT_NAME
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    for key in ("policy", "optimizer", "obs_rms", "counters", "rng", "env", "config", "rollout"):
+        assert key in state, key
+    assert set(state["rng"]) == {"torch", "numpy", "python"}
+    assert state["counters"]["global_step"] == 4 * 30
+    assert (tmp_path / CURVE_NAME).stat().st_size > 0
+    returns = evaluate_checkpoint(tmp_path / CHECKPOINT_NAME, episodes=3)
+    assert len(returns) == 3 and all(isinstance(r, float) for r in returns)
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable esper-ref checkpoint"):
+        load_checkpoint(junk)
+    with pytest.raises(ValueError, match="num_envs=0"):
+        TrainConfig(num_envs=0).validate()
+
+
+@pytest.mark.parametrize("mode", ["greedy", "expected"])
+def test_truncation_bootstrap_modes(mode: str) -> None:
+    """Time-limit steps store the post-step value from the chosen mode; nothing else does."""
+    cfg = _tiny(bootstrap=mode, episode_length=5, num_steps=12, total_steps=4 * 12)
+    trainer = Trainer(cfg)
+    calls: dict[str, int] = {"greedy": 0, "expected": 0}
+    policy = trainer.policy
+    get_action, expected_value = policy.get_action, policy.expected_value
+
+    def spy_action(*a: object, **k: object) -> object:
+        if k.get("deterministic"):
+            calls["greedy"] += 1
+        return get_action(*a, **k)  # type: ignore[arg-type]
+
+    def spy_expected(*a: object, **k: object) -> object:
+        calls["expected"] += 1
+        return expected_value(*a, **k)  # type: ignore[arg-type]
+
+    policy.get_action = spy_action  # type: ignore[method-assign]
+    policy.expected_value = spy_expected  # type: ignore[method-assign]
+    trainer.collect_rollout()
+    buf = trainer.buffer
+    assert bool(buf.truncated.any())
+    # Every episode here is cut by the time limit (or terminated): truncated rows bootstrap.
+    trunc = buf.truncated & ~buf.terminated
+    assert bool((buf.bootstrap_values[trunc] != 0).all())
+    assert bool((buf.bootstrap_values[~trunc] == 0).all())
+    # truncation rounds: 2 (steps 5 and 10); the baseline V(s) takes one batched pass over
+    # the rollout plus one call for the state after it.
+    if mode == "greedy":
+        assert calls["greedy"] == 2
+        assert calls["expected"] == 2
+    else:
+        assert calls["greedy"] == 0
+        assert calls["expected"] == 2 + 2
+
+
+def test_batched_baseline_equals_the_per_step_expected_value() -> None:
+    trainer = Trainer(_tiny(episode_length=7, num_steps=16))
+    trainer.collect_rollout()
+    buf, policy = trainer.buffer, trainer.policy
+    for t in range(buf.max_steps):
+        per_step = policy.expected_value(
+            buf.features[:, t],
+            buf.blueprint_indices[:, t],
+            {h: m[:, t] for h, m in buf.masks.items()},
+            hidden=(buf.hidden_h[None, :, t], buf.hidden_c[None, :, t]),
+        )
+        torch.testing.assert_close(buf.state_values[:, t], per_step, atol=1e-5, rtol=1e-4)
+
+
+def test_greedy_and_expected_bootstrap_values_are_what_they_claim() -> None:
+    cfg = _tiny()
+    trainer = Trainer(cfg)
+    obs = trainer.obs
+    feats = trainer._features(obs.features, update=False)
+    hidden = trainer.hidden
+    q_all = trainer.policy.get_value(feats, obs.blueprint_indices, hidden)
+    greedy = trainer._bootstrap_value(feats, obs.blueprint_indices, obs.masks, hidden)
+    op = trainer.policy.get_action(
+        feats, obs.blueprint_indices, obs.masks, hidden=hidden, deterministic=True
+    ).sampled_op
+    torch.testing.assert_close(greedy, q_all.gather(-1, op[:, None]).squeeze(-1))
+    trainer.config.bootstrap = "expected"
+    expected = trainer._bootstrap_value(feats, obs.blueprint_indices, obs.masks, hidden)
+    pi = trainer.policy.get_action(feats, obs.blueprint_indices, obs.masks, hidden=hidden).op_probs
+    torch.testing.assert_close(expected, (pi * q_all).sum(-1))
+
+
+def test_ablation_hides_blueprints_from_the_policy() -> None:
+    trainer = Trainer(_tiny(use_blueprint_indices=False, total_steps=4 * 30))
+    trainer.collect_rollout()
+    assert bool((trainer.buffer.blueprint_indices == -1).all())
+    assert bool((trainer.obs.blueprint_indices >= 0).any())  # the env does have them
+
+
+@pytest.mark.slow
+def test_short_training_run_improves_the_return() -> None:
+    cfg = TrainConfig(
+        num_envs=16,
+        num_steps=50,
+        total_steps=16 * 50 * 16,
+        feature_dim=32,
+        lstm_hidden_dim=32,
+        head_hidden_dim=32,
+        value_hidden_dim=32,
+        seed=0,
+    )
+    trainer = Trainer(cfg)
+    rows: list[dict[str, float]] = []
+    trainer.train(on_update=rows.append)
+    early = sum(r["episode_return_mean"] for r in rows[:2]) / 2
+    late = sum(r["episode_return_mean"] for r in rows[-3:]) / 3
+    assert late > early + 0.5, (early, late)
