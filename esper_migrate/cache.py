@@ -60,6 +60,7 @@ class CheckCache:
         # path -> [content hash, findings rows]; "fingerprint" of the index they were made with.
         self._findings: dict[str, list[Any]] = {}
         self._fingerprint: str | None = None
+        self._errors: dict[str, str] = {}
         self._summaries: dict[str, list[Any]] | None = None  # loaded on the first miss only
         self._dirty_findings = False
         self._dirty_summaries = False
@@ -67,15 +68,23 @@ class CheckCache:
             document = _load(self._findings_file)
             files = document.get("files")
             fingerprint = document.get("fingerprint")
-            if isinstance(files, dict) and isinstance(fingerprint, str):
+            errors = document.get("errors", {})
+            if (
+                isinstance(files, dict)
+                and isinstance(fingerprint, str)
+                and isinstance(errors, dict)
+            ):
                 self._findings = files
                 self._fingerprint = fingerprint
+                self._errors = errors
 
     # -- the warm path ---------------------------------------------------------------------
 
-    def unchanged_tree(self, hashes: dict[str, str]) -> dict[str, list[Finding]] | None:
-        """All cached findings if exactly these files with exactly these contents were checked
-        last time (so the index is the same too), else None."""
+    def unchanged_tree(
+        self, hashes: dict[str, str]
+    ) -> tuple[dict[str, list[Finding]], dict[str, str]] | None:
+        """All cached findings (and the files that did not parse) if exactly these files with
+        exactly these contents were checked last time (so the index is the same), else None."""
         if not self.enabled or self._fingerprint is None or len(hashes) != len(self._findings):
             return None
         result: dict[str, list[Finding]] = {}
@@ -84,7 +93,7 @@ class CheckCache:
             if entry is None or entry[0] != digest:
                 return None
             result[path] = [finding_from_json(path, row) for row in entry[1]]
-        return result
+        return result, dict(self._errors)
 
     # -- per-file entries ------------------------------------------------------------------
 
@@ -119,12 +128,17 @@ class CheckCache:
         return [finding_from_json(path, row) for row in entry[1]]
 
     def replace_findings(
-        self, fingerprint: str, per_file: dict[str, tuple[str, list[Finding]]]
+        self,
+        fingerprint: str,
+        per_file: dict[str, tuple[str, list[Finding]]],
+        errors: dict[str, str] | None = None,
     ) -> None:
-        """Record the findings of a whole run (path -> (content hash, findings))."""
+        """Record the findings of a whole run (path -> (content hash, findings)) and the files
+        that did not parse (path -> message)."""
         if not self.enabled:
             return
         self._fingerprint = fingerprint
+        self._errors = dict(errors or {})
         self._findings = {
             path: [digest, [finding_to_json(f) for f in found]]
             for path, (digest, found) in per_file.items()
@@ -154,7 +168,11 @@ class CheckCache:
             if self._dirty_findings:
                 _dump(
                     self._findings_file,
-                    {"fingerprint": self._fingerprint, "files": self._findings},
+                    {
+                        "fingerprint": self._fingerprint,
+                        "files": self._findings,
+                        "errors": self._errors,
+                    },
                 )
         except OSError:
             return

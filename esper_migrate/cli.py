@@ -34,6 +34,10 @@ from esper_migrate.apply_cmd import apply as _apply  # noqa: E402
 
 app.command(name="apply")(_apply)
 
+from esper_migrate.check import check_command as _check  # noqa: E402
+
+app.command(name="check")(_check)
+
 
 def main() -> None:
     app()

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import ast
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from esper_migrate.records import Finding
 
 if TYPE_CHECKING:
-    from esper_migrate.index import Index
+    from esper_migrate.engine import FilePlan
+    from esper_migrate.index import ClassInfo, Index
     from esper_migrate.spec import MigrationSpec
 
 
@@ -36,7 +37,9 @@ class CheckContext:
     spec: MigrationSpec
     index: Index
     #: EM001/EM002 findings the engine reported for this file.
-    engine_findings: tuple[Finding, ...] = ()
+    engine_findings: tuple[Finding, ...]
+    #: The engine's plan for this file: its edits and the calls it resolved to targets.
+    plan: FilePlan
 
 
 #: The rule modules, in code order.
@@ -57,6 +60,34 @@ def run_rules(ctx: CheckContext) -> list[Finding]:
     for module in rule_modules():
         found.extend(module.check(ctx))
     return found
+
+
+_T = TypeVar("_T")
+_MEMO: dict[str, tuple[object, object]] = {}
+
+
+def per_index(index: Index, name: str, compute: Callable[[], _T]) -> _T:
+    """``compute()`` once per repository index (the rules run once per file, the
+    repository-wide parts of their work once per run)."""
+    hit = _MEMO.get(name)
+    if hit is not None and hit[0] is index:
+        return hit[1]  # type: ignore[return-value]
+    value = compute()
+    _MEMO[name] = (index, value)
+    return value
+
+
+def classes_in(index: Index, path: str) -> list[ClassInfo]:
+    """The indexed classes defined in the file at ``path``."""
+
+    def build() -> dict[str, list[ClassInfo]]:
+        table: dict[str, list[ClassInfo]] = {}
+        for infos in index.classes.values():
+            for info in infos:
+                table.setdefault(info["path"], []).append(info)
+        return table
+
+    return per_index(index, "classes_in", build).get(path, [])
 
 
 def walk_scope(node: ast.AST) -> Iterator[ast.AST]:

@@ -1,48 +1,71 @@
 """EM006 companion-unused: a producer's companion is unpacked and never used.
 
 ``states, _bp_indices = batch_obs_to_features(...)`` (or through a local wrapper that returns
-the producer's result) followed by no read of ``_bp_indices`` in the same scope: the network
-never sees the value the producer computed for it.
+the producer's result) followed by no read of ``_bp_indices`` in the same scope, while the
+features go on to a target call that lacks the argument (the engine's plan needs the companion:
+it renames ``_bp_indices`` or passes the unused name). Features that never reach a target (a
+warm-up loop feeding a scripted policy) lose nothing by dropping it and are not flagged.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 
 from esper_migrate.index import callee_name
-from esper_migrate.records import Code, Finding, Tier
+from esper_migrate.records import Code, EditKind, Finding, Tier
 from esper_migrate.rules_check import CheckContext, walk_scope
 
 CODE = Code.COMPANION_UNUSED
 
-FLAGGED = [
-    """
-def batch_obs_to_features(batch):
-    return batch, batch
-
-def rollout(policy, batch):
-    states, _bp_indices = batch_obs_to_features(batch)  # flagged
-    return policy.get_action(states)
-""",
-    """
+_NETWORK = """
 from esper.features import batch_obs_to_features
 
+class FactoredRecurrentActorCritic:
+    def get_action(self, features, blueprint_indices, hidden=None): ...
+"""
+
+FLAGGED = [
+    _NETWORK
+    + """
+def rollout(net: FactoredRecurrentActorCritic, batch):
+    states, _bp_indices = batch_obs_to_features(batch)  # flagged
+    return net.get_action(states)
+""",
+    _NETWORK
+    + """
 def _features(env):
     return batch_obs_to_features([env])
 
-def bootstrap(policy, env):
+def bootstrap(net: FactoredRecurrentActorCritic, env):
     obs, _ = _features(env)  # flagged
-    return obs
+    return net.get_action(obs, hidden=None)
+""",
+    _NETWORK
+    + """
+def rollout(net: FactoredRecurrentActorCritic, batch):
+    states, bp = batch_obs_to_features(batch)  # flagged
+    return net.get_action(states[0].detach())
 """,
 ]
 
 NOT_FLAGGED = [
-    """
-from esper.features import batch_obs_to_features
-
-def rollout(policy, batch):
+    _NETWORK
+    + """
+def rollout(net: FactoredRecurrentActorCritic, batch):
     states, bp_indices = batch_obs_to_features(batch)
-    return policy.get_action(states, bp_indices)
+    return net.get_action(states, bp_indices)
+""",
+    _NETWORK
+    + """
+class ScriptedPolicy:
+    def get_action(self, obs, epoch=0): ...
+
+def warmup(scripted: ScriptedPolicy, batch, normalizer):
+    # The features never reach a target: dropping the companion loses nothing.
+    obs, _ = batch_obs_to_features(batch)
+    normalizer.update(obs)
+    return scripted.get_action(obs[0], 0)
 """,
     """
 def unrelated(batch):
@@ -64,8 +87,8 @@ def _scopes(tree: ast.Module) -> list[ast.AST]:
 
 
 def check(ctx: CheckContext) -> list[Finding]:
-    if not ctx.index.producers:
-        return []
+    if not any(name in ctx.source for name in ctx.index.producers):
+        return []  # no producer or wrapper is even mentioned: nothing to walk
     found: list[Finding] = []
     for scope in _scopes(ctx.tree):
         nodes = list(walk_scope(scope))
@@ -95,8 +118,23 @@ def check(ctx: CheckContext) -> list[Finding]:
                 }
             if companion.id != "_" and companion.id in loaded:
                 continue
+            if not _needed(ctx, companion):
+                continue  # its features reach no call that lacks the argument
             found.append(_finding(ctx, companion, name or "?", elements, producer.features_index))
     return found
+
+
+def _needed(ctx: CheckContext, companion: ast.Name) -> bool:
+    """Whether the engine's plan uses this companion: it renames it (a discarded ``_name``)
+    or passes it to a call, a dict or a store (a plain name that was never read)."""
+    word = re.compile(rf"\b{re.escape(companion.id)}\b")
+    for edit in ctx.plan.edits:
+        if edit.kind is EditKind.RENAME:
+            if edit.line == companion.lineno and edit.code is Code.COMPANION_UNUSED:
+                return True
+        elif companion.id != "_" and word.search(edit.text):
+            return True
+    return False
 
 
 def _finding(

@@ -18,7 +18,7 @@ import ast
 
 from esper_migrate.index import ClassInfo, FunctionInfo, Index
 from esper_migrate.records import Code, Finding, Tier
-from esper_migrate.rules_check import CheckContext
+from esper_migrate.rules_check import CheckContext, classes_in, per_index
 
 CODE = Code.SIGNATURE_DRIFT
 
@@ -89,18 +89,16 @@ def _implements(index: Index, info: ClassInfo, protocol: str, members: list[str]
     return None
 
 
-def check(ctx: CheckContext) -> list[Finding]:
-    index = ctx.index
-    protocols = [t for t in ctx.spec.targets if t.kind == "protocol"]
-    if not protocols:
-        return []
-    param = ctx.spec.parameter.name
-    expected = ctx.spec.parameter.after_position + 1
-    local_classes = {
-        node.name: node for node in ast.walk(ctx.tree) if isinstance(node, ast.ClassDef)
-    }
-    found: list[Finding] = []
-    for target in protocols:
+#: (class, method) -> (its tier, the group it belongs to, the protocol's name).
+_Drift = dict[tuple[str, str], tuple[Tier, list[tuple[ClassInfo, FunctionInfo, Tier]], str]]
+
+
+def _drift_table(index: Index, param: str, expected: int) -> _Drift:
+    """Every deviating definition in the repository, computed once per index."""
+    table: _Drift = {}
+    for target in index.spec.targets:
+        if target.kind != "protocol":
+            continue
         proto_info = index.class_info(target.name)
         if proto_info is None:
             continue
@@ -122,16 +120,31 @@ def check(ctx: CheckContext) -> list[Finding]:
                 for info, tier in implementers
                 if member in info["methods"]
             )
-            positions = {_position(fn, param) for _, fn, _ in group}
-            if len(positions) < 2:
+            if len({_position(fn, param) for _, fn, _ in group}) < 2:
                 continue
             for info, fn, tier in group:
-                if info["path"] != ctx.path or info["name"] not in local_classes:
-                    continue
-                position = _position(fn, param)
-                if position == expected:
-                    continue
-                found.append(_finding(ctx, info, fn, tier, group, position, expected, target.name))
+                if _position(fn, param) != expected:
+                    table[(info["name"], member)] = (tier, group, target.name)
+    return table
+
+
+def check(ctx: CheckContext) -> list[Finding]:
+    if not any(t.kind == "protocol" for t in ctx.spec.targets):
+        return []
+    param = ctx.spec.parameter.name
+    expected = ctx.spec.parameter.after_position + 1
+    table = per_index(
+        ctx.index, "signature_drift", lambda: _drift_table(ctx.index, param, expected)
+    )
+    found: list[Finding] = []
+    for info in classes_in(ctx.index, ctx.path):
+        for method, fn in info["methods"].items():
+            hit = table.get((info["name"], method))
+            if hit is None:
+                continue
+            tier, group, protocol = hit
+            position = _position(fn, param)
+            found.append(_finding(ctx, info, fn, tier, group, position, expected, protocol))
     return found
 
 

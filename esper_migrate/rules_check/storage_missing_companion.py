@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.records import Code, Finding, Tier
-from esper_migrate.rules_check import CheckContext, self_attribute, walk_scope
+from esper_migrate.rules_check import CheckContext, classes_in, self_attribute, walk_scope
 from esper_migrate.spec import StorageSpec
 
 CODE = Code.STORAGE_MISSING_COMPANION
@@ -71,12 +71,17 @@ class ReplayMemory:  # not a storage class of the spec: a look-alike
 def check(ctx: CheckContext) -> list[Finding]:
     if not ctx.spec.storage:
         return []
+    storages = {
+        info["name"]: storage
+        for info in classes_in(ctx.index, ctx.path)
+        if (storage := ctx.index.storage(info["name"])) is not None
+    }
+    if not storages:
+        return []
     found: list[Finding] = []
     for node in ast.walk(ctx.tree):
-        if isinstance(node, ast.ClassDef):
-            storage = ctx.index.storage(node.name)
-            if storage is not None:
-                found.extend(_check_class(ctx, node, storage))
+        if isinstance(node, ast.ClassDef) and node.name in storages:
+            found.extend(_check_class(ctx, node, storages[node.name]))
     return found
 
 

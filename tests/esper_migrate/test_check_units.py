@@ -255,12 +255,17 @@ def test_cache_round_trip_and_invalidation(tmp_path: Path) -> None:
     assert cache.unchanged_tree({"a.py": "h1"}) is None
     cache.store_summary("a.py", "h1", {"classes": ["Net"]})
     found = _finding(path="a.py")
-    cache.replace_findings("fp", {"a.py": ("h1", [found]), "b.py": ("h2", [])})
+    cache.replace_findings(
+        "fp", {"a.py": ("h1", [found]), "b.py": ("h2", [])}, {"b.py": "does not parse"}
+    )
     cache.save()
     assert (tmp_path / ".esper_migrate_cache" / ".gitignore").read_text().endswith("*\n")
 
     warm = CheckCache(tmp_path, "spec1")
-    assert warm.unchanged_tree({"a.py": "h1", "b.py": "h2"}) == {"a.py": [found], "b.py": []}
+    assert warm.unchanged_tree({"a.py": "h1", "b.py": "h2"}) == (
+        {"a.py": [found], "b.py": []},
+        {"b.py": "does not parse"},
+    )
     assert warm.unchanged_tree({"a.py": "h1", "b.py": "CHANGED"}) is None
     assert warm.unchanged_tree({"a.py": "h1"}) is None  # a deleted file changes the index
     assert warm.summary("a.py", "h1") == {"classes": ["Net"]}
@@ -282,4 +287,4 @@ def test_corrupt_cache_is_ignored_and_repaired(tmp_path: Path) -> None:
     assert again.unchanged_tree({"a.py": "h"}) is None
     again.replace_findings("fp", {"a.py": ("h", [])})
     again.save()
-    assert CheckCache(tmp_path, "s").unchanged_tree({"a.py": "h"}) == {"a.py": []}
+    assert CheckCache(tmp_path, "s").unchanged_tree({"a.py": "h"}) == ({"a.py": []}, {})

@@ -1,0 +1,351 @@
+"""``esper-migrate check``: the CI lint. What ``apply`` would change, plus what it cannot fix.
+
+The run, in order: configuration, discovery, hashing, then either the cache's answer for an
+unchanged tree (nothing parsed) or the engine: per-file index summaries (cached by content),
+one repository index, per-file findings (the engine's EM001/EM002 and the check rules'
+EM003-EM006, cached by content and index fingerprint), suppression comments, the baseline,
+and the report. Exit codes: 0 clean, 1 failing findings, 2 usage or internal error.
+
+Imports of the engine (pydantic, libcst) are deferred to the cold path: a warm check pays only
+for the interpreter, typer and hashing the files.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import typer
+
+from esper_migrate.formats import OutputFormat
+from esper_migrate.records import Finding
+
+if TYPE_CHECKING:
+    from esper_migrate.cache import CheckCache
+    from esper_migrate.config import CheckConfig
+    from esper_migrate.index import Index
+    from esper_migrate.spec import MigrationSpec
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported on stderr, exit 2."""
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    paths: tuple[Path, ...] = ()
+    fmt: OutputFormat = OutputFormat.TEXT
+    statistics: bool = False
+    baseline: Path | None = None
+    write_baseline: bool = False
+    use_cache: bool = True
+    spec: Path | None = None
+    config: Path | None = None
+
+
+@dataclass
+class _Source:
+    key: str  # cache key: posix path relative to the project root (or absolute)
+    display: str  # what the report shows: relative to the cwd when below it
+    data: bytes
+    digest: str
+
+
+def check_command(
+    paths: list[Path] | None = typer.Argument(  # noqa: B008 - typer's declaration style
+        None, help="Files or directories to check (default: config `paths`, else the cwd)."
+    ),
+    output_format: OutputFormat = typer.Option(  # noqa: B008
+        OutputFormat.TEXT, "--format", help="Report format.", case_sensitive=False
+    ),
+    statistics: bool = typer.Option(False, "--statistics", help="Print counts per code."),
+    baseline: Path | None = typer.Option(  # noqa: B008
+        None, "--baseline", help="Report only findings that this baseline file does not hold."
+    ),
+    write_baseline: bool = typer.Option(
+        False, "--write-baseline", help="Write the current findings to --baseline and exit 0."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
+    spec: Path | None = typer.Option(  # noqa: B008
+        None, "--spec", help="Migration spec (TOML); default: config `spec`, else Phase 4."
+    ),
+    config: Path | None = typer.Option(  # noqa: B008
+        None, "--config", help="pyproject.toml whose tool.esper-migrate table to use."
+    ),
+) -> None:
+    """Lint for sites that break under the migration; exit 1 when a failing one is found."""
+    options = CheckOptions(
+        paths=tuple(paths or ()),
+        fmt=output_format,
+        statistics=statistics,
+        baseline=baseline,
+        write_baseline=write_baseline,
+        use_cache=not no_cache,
+        spec=spec,
+        config=config,
+    )
+    raise typer.Exit(run_check(options))
+
+
+def run_check(options: CheckOptions, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """The whole command; returns the exit code. Never raises."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    from esper_migrate.baseline import BaselineError
+    from esper_migrate.config import ConfigError
+
+    try:
+        return _run(options, out, err)
+    except (UsageError, ConfigError, BaselineError) as exc:
+        err.write(f"esper-migrate check: error: {exc}\n")
+        return EXIT_ERROR
+    except Exception as exc:
+        if type(exc).__name__ == "SpecError":  # imported lazily, so matched by name
+            err.write(f"esper-migrate check: error: {exc}\n")
+            return EXIT_ERROR
+        err.write(f"esper-migrate check: internal error: {type(exc).__name__}: {exc}\n")
+        err.write(traceback.format_exc())
+        return EXIT_ERROR
+
+
+def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
+    from esper_migrate.cache import CheckCache
+    from esper_migrate.config import load_config
+    from esper_migrate.formats import Reported, render
+
+    cwd = Path.cwd()
+    if options.write_baseline and options.baseline is None:
+        raise UsageError("--write-baseline needs --baseline FILE")
+    for path in options.paths:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or directory")
+    start = options.paths[0] if options.paths else cwd
+    config = load_config(start, options.config)
+    roots = list(options.paths) or list(config.paths) or [cwd]
+    for path in roots:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or directory (from `paths` in config)")
+    spec_path = options.spec or config.spec
+    spec_bytes = _spec_bytes(spec_path)
+
+    sources = _read_sources(_discover(roots, config), config.root, cwd)
+    cache = CheckCache(
+        config.root,
+        hashlib.blake2b(spec_bytes, digest_size=16).hexdigest(),
+        enabled=options.use_cache,
+    )
+    warm = cache.unchanged_tree({s.key: s.digest for s in sources})
+    if warm is None:
+        per_file, errors = _analyze(sources, spec_path, cache)
+        cache.save()
+    else:
+        per_file, errors = warm
+    by_key = {s.key: s for s in sources}
+    for key in sorted(errors, key=lambda k: by_key[k].display):
+        err.write(f"esper-migrate check: warning: {by_key[key].display}: {errors[key]} (skipped)\n")
+    findings = [
+        _with_path(f, by_key[key].display)
+        for key in sorted(per_file, key=lambda k: by_key[k].display)
+        for f in per_file[key]
+    ]
+    findings.sort(key=lambda f: (f.path, f.line, f.col, f.code))
+    lines = _LineReader({s.display: s for s in sources})
+
+    baseline_file = options.baseline or config.baseline
+    if options.write_baseline:
+        from esper_migrate.baseline import write_baseline
+
+        assert baseline_file is not None
+        write_baseline(baseline_file, findings, lines)
+        err.write(f"esper-migrate check: wrote {len(findings)} findings to {baseline_file}\n")
+        return EXIT_CLEAN
+    if baseline_file is not None:
+        from esper_migrate.baseline import new_findings
+
+        findings = new_findings(baseline_file, findings, lines)
+
+    items = [Reported(f, config.fails(f.code, f.tier)) for f in findings]
+    out.write(render(items, options.fmt, statistics=options.statistics))
+    return EXIT_FINDINGS if any(item.fails for item in items) else EXIT_CLEAN
+
+
+def _spec_bytes(spec_path: Path | None) -> bytes:
+    if spec_path is None:
+        return (Path(__file__).parent / "specs" / "phase4.toml").read_bytes()
+    try:
+        return spec_path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{spec_path}: cannot read spec: {exc.strerror}") from None
+
+
+def _discover(roots: list[Path], config: CheckConfig) -> list[Path]:
+    from esper_migrate.discover import discover
+
+    return discover(roots, config.exclude)
+
+
+def _key(path: Path, root: Path) -> str:
+    absolute = path.resolve()
+    try:
+        return absolute.relative_to(root).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+def _display(path: Path, cwd: Path) -> str:
+    absolute = path if path.is_absolute() else cwd / path
+    try:
+        return absolute.relative_to(cwd).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _read_sources(files: list[Path], root: Path, cwd: Path) -> list[_Source]:
+    sources: list[_Source] = []
+    seen: set[str] = set()
+    for file in files:
+        key = _key(file, root)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        sources.append(_Source(key, _display(file, cwd), data, digest))
+    return sources
+
+
+def _with_path(finding: Finding, path: str) -> Finding:
+    if finding.path == path:
+        return finding
+    return Finding(
+        path,
+        finding.line,
+        finding.col,
+        finding.code,
+        finding.message,
+        finding.tier,
+        finding.fix,
+        finding.unfixable_reason,
+    )
+
+
+class _LineReader:
+    """Source line text by (display path, 1-based line), decoded on first use."""
+
+    def __init__(self, sources: dict[str, _Source]) -> None:
+        self._sources = sources
+        self._lines: dict[str, list[str]] = {}
+
+    def __call__(self, path: str, line: int) -> str:
+        if path not in self._lines:
+            source = self._sources.get(path)
+            text = source.data.decode("utf-8", "replace") if source is not None else ""
+            self._lines[path] = text.splitlines()
+        lines = self._lines[path]
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+# -- the cold path -----------------------------------------------------------------------------
+
+
+def _analyze(
+    sources: list[_Source], spec_path: Path | None, cache: CheckCache
+) -> tuple[dict[str, list[Finding]], dict[str, str]]:
+    """(findings per file key, parse errors per file key): summaries (cached), the index,
+    then per-file findings (cached). Each file is parsed at most once."""
+    from esper_migrate.engine import decode, prefilter_bytes
+    from esper_migrate.index import FileSummary, Index, summarize_tree
+    from esper_migrate.spec import load_spec
+
+    spec = load_spec(spec_path)
+    prefilter = prefilter_bytes(spec)
+    candidates = [s for s in sources if prefilter.search(s.data)]
+    summaries: dict[str, FileSummary] = {}
+    trees: dict[str, tuple[str, ast.Module]] = {}
+    errors: dict[str, str] = {}
+    for source in candidates:
+        summary = cache.summary(source.key, source.digest)
+        if summary is None:
+            try:
+                text = decode(source.data)
+                tree = ast.parse(text, filename=source.key)
+            except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+                summary = FileSummary(
+                    path=source.key,
+                    version=0,
+                    classes=[],
+                    functions={},
+                    error=f"does not parse: {type(exc).__name__}: {exc}",
+                )
+            else:
+                trees[source.key] = (text, tree)
+                summary = summarize_tree(source.key, tree)
+            cache.store_summary(source.key, source.digest, summary)
+        summaries[source.key] = summary  # type: ignore[assignment]
+        if summaries[source.key]["error"]:
+            errors[source.key] = str(summaries[source.key]["error"])
+    cache.prune_summaries(set(summaries))
+    fingerprint = hashlib.blake2b(
+        json.dumps(summaries, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
+    ).hexdigest()
+    index = Index.build(summaries.values(), spec)
+
+    result: dict[str, list[Finding]] = {s.key: [] for s in sources}
+    for source in candidates:
+        if source.key in errors:
+            continue
+        cached = cache.findings(source.key, source.digest, fingerprint)
+        if cached is None:
+            parsed = trees.pop(source.key, None)
+            if parsed is None:
+                text = decode(source.data)
+                parsed = (text, ast.parse(text, filename=source.key))
+            cached = file_findings(source.key, parsed[0], parsed[1], index, spec)
+        result[source.key] = cached
+    cache.replace_findings(fingerprint, {s.key: (s.digest, result[s.key]) for s in sources}, errors)
+    return result, errors
+
+
+def file_findings(
+    path: str, text: str, tree: ast.Module, index: Index, spec: MigrationSpec
+) -> list[Finding]:
+    """EM001-EM006 for one parsed file, suppression comments applied (pure: no I/O)."""
+    from esper_migrate.engine import plan_findings, plan_tree
+    from esper_migrate.rules_check import CheckContext, run_rules
+    from esper_migrate.suppress import filter_suppressed
+
+    plan = plan_tree(path, text, tree, index, spec)
+    engine = plan_findings(plan, spec)
+    ctx = CheckContext(path, text, tree, spec, index, tuple(engine), plan)
+    return filter_suppressed(_dedupe([*engine, *run_rules(ctx)]), text)
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    """One finding per (line, code): the engine's come first and carry apply's exact edit."""
+    seen: set[tuple[int, str]] = set()
+    out: list[Finding] = []
+    for f in findings:
+        key = (f.line, str(f.code))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def main() -> None:  # pragma: no cover - `python -m esper_migrate.check` for debugging
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    typer.run(check_command)
