@@ -59,7 +59,10 @@ class PPOAgent:
 def check(ctx: CheckContext) -> list[Finding]:
     param = ctx.spec.parameter.name
     slot = ctx.spec.parameter.after_position + 1
-    em001 = {(f.line, f.col): f for f in ctx.engine_findings if f.code is Code.MISSING_ARGUMENT}
+    em001: dict[int, list[Finding]] = {}
+    for f in ctx.engine_findings:
+        if f.code is Code.MISSING_ARGUMENT:
+            em001.setdefault(f.line, []).append(f)
     found: list[Finding] = []
     for call in ctx.plan.calls:
         if call.has_argument or call.n_positional <= slot:
