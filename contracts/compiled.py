@@ -39,7 +39,14 @@ class _Gen:
             "_ct_T": torch.Tensor,
             "_ct_M": MISSING,
             "_ct_ovr": OVERRIDE,
+            # Builtins under private names: a parameter called ``type`` or ``len`` must not
+            # shadow what the generated code calls.
             "_ct_getattr": getattr,
+            "_ct_type": type,
+            "_ct_len": len,
+            "_ct_dict": dict,
+            "_ct_tuple": tuple,
+            "_ct_int": int,
             "_ct_slow": plan.slow,
             "_ct_slowret": plan.slow_return,
         }
@@ -81,7 +88,8 @@ class _Gen:
         elif isinstance(s, DictSpec):
             self.dict(s, expr, indent, conditional)
         else:
-            self.emit(indent, f"if type({expr}) is not tuple or len({expr}) != {len(s.items)}:")
+            n = len(s.items)
+            self.emit(indent, f"if _ct_type({expr}) is not _ct_tuple or _ct_len({expr}) != {n}:")
             self.emit(indent + 1, self.fail)
             for i, item in enumerate(s.items):
                 v = self.var("v")
@@ -91,7 +99,7 @@ class _Gen:
     def dict(self, s: DictSpec, expr: str, indent: int, conditional: bool) -> None:
         if s.keys is not None:
             keys = self.const(frozenset(s.keys), "keys")
-            self.emit(indent, f"if type({expr}) is not dict or {expr}.keys() != {keys}:")
+            self.emit(indent, f"if _ct_type({expr}) is not _ct_dict or {expr}.keys() != {keys}:")
             self.emit(indent + 1, self.fail)
             for key, item in s.keys.items():
                 v = self.var("v")
@@ -99,7 +107,7 @@ class _Gen:
                 self.spec(item, v, indent, conditional)
             return
         assert s.values is not None
-        self.emit(indent, f"if type({expr}) is not dict:")
+        self.emit(indent, f"if _ct_type({expr}) is not _ct_dict:")
         self.emit(indent + 1, self.fail)
         v = self.var("v")
         self.emit(indent, f"for {v} in {expr}.values():")
@@ -107,7 +115,7 @@ class _Gen:
 
     def tensor(self, s: TensorSpec, expr: str, indent: int, conditional: bool) -> None:
         sh = self.var("sh")
-        tests = [f"type({expr}) is _ct_T"]
+        tests = [f"_ct_type({expr}) is _ct_T"]
         if s.dtype in FAMILIES:
             if s.dtype != "any":
                 tests.append(f"{expr}.dtype in {self.const(FAMILIES[s.dtype], 'fam')}")
@@ -116,9 +124,9 @@ class _Gen:
         dims = s.shape
         variadic = next((i for i, d in enumerate(dims) if is_variadic(d)), None)
         if variadic is None:
-            tests.append(f"len({sh} := {expr}.shape) == {len(dims)}")
+            tests.append(f"_ct_len({sh} := {expr}.shape) == {len(dims)}")
         elif len(dims) > 1:
-            tests.append(f"len({sh} := {expr}.shape) >= {len(dims) - 1}")
+            tests.append(f"_ct_len({sh} := {expr}.shape) >= {len(dims) - 1}")
         else:
             tests.append(f"({sh} := {expr}.shape) is not None")
         binds: list[str] = []
@@ -249,7 +257,7 @@ class _Gen:
             for a in attrs:
                 expr = f"_ct_getattr({expr}, {a!r}, _ct_M)"
             self.emit(1, f"{self.sym(sym)} = {expr}")
-            self.emit(1, f"if type({self.sym(sym)}) is not int:")
+            self.emit(1, f"if _ct_type({self.sym(sym)}) is not _ct_int:")
             self.emit(2, self.fail)
             self.state[sym] = _BOUND
         for name, _index, s in plan.args:

@@ -63,6 +63,21 @@ def test_every_parameter_kind_is_passed_through() -> None:
         f(a, b)  # type: ignore[call-arg]  # Python's own binding errors stay as they are
 
 
+def test_parameters_may_shadow_builtins() -> None:
+    class Obj:
+        n = 2
+
+    @contract(type="float32[n]", len="dict[str, float32[n]]", tuple="tuple[float32[n]]",
+              bind={"n": "int.n"})  # fmt: skip
+    def f(type: Any, len: Any, tuple: Any, int: Any) -> str:
+        return "ok"
+
+    t = torch.zeros(2)
+    assert f(t, {"a": t}, (t,), Obj()) == "ok"
+    with pytest.raises(ContractError, match="type: expected float32"):
+        f(None, {"a": t}, (t,), Obj())
+
+
 def test_optional_argument_none_or_checked() -> None:
     checked = contract(**SPECS)(_plain)
     x = torch.zeros(3)
