@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib.util
 import os
 import re
 import subprocess
@@ -175,3 +176,54 @@ def test_apply_leaves_golden_unchanged(fixture_copy: Callable[[str], Path]) -> N
     snapshot = _files(tree)
     _apply(tree)
     assert _files(tree) == snapshot, _tree_diff(snapshot, _files(tree))
+
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _treegen():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("_treegen_under_test", BENCH / "treegen.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_treegen_is_deterministic_valid_and_sized(tmp_path: Path) -> None:
+    treegen = _treegen()
+    first = treegen.generate_tree(tmp_path / "a", target_lines=12_000, seed=0)
+    second = treegen.generate_tree(tmp_path / "b", target_lines=12_000, seed=0)
+    other = treegen.generate_tree(tmp_path / "c", target_lines=12_000, seed=1)
+    files = _files(first)
+    assert files == _files(second)
+    assert files != _files(other)
+    py = {rel: text for rel, text in files.items() if rel.endswith(".py")}
+    lines = sum(text.count(b"\n") for text in py.values())
+    assert 12_000 <= lines <= 12_500
+    for rel, text in py.items():
+        ast.parse(text, filename=rel)
+    # The fixture is copied as its own package, imports renamed to match.
+    vectorized = py["pkg_000/src/esper_000/simic/training/vectorized.py"].decode()
+    assert "from esper_000.tamiyo.policy.features import" in vectorized
+    assert not any(b"from esper." in text for text in py.values())
+    assert any(rel.startswith("services/") for rel in py)
+
+
+def test_treegen_refuses_a_non_empty_destination(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError):
+        _treegen().generate_tree(tmp_path, target_lines=1_000)
+    assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+@pytest.mark.slow
+def test_apply_speed_bench_runs_on_a_small_tree() -> None:
+    _require_apply()
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "apply_speed.py"), "--lines", "3000", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.fullmatch(r"speedup_vs_libcst_noop: \d+\.\d", proc.stdout.splitlines()[-1])
