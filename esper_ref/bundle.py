@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from contracts import contract, spec
+from contracts import ContractError, contract, spec
 from contracts import phase4 as P
 from contracts.phase4 import (
     BLUEPRINT_EMBED_DIM,
@@ -73,6 +73,21 @@ def _mask_sequence(masks: Mapping[str, Tensor]) -> list[Tensor | None]:
             f"heads are {list(HEAD_NAMES)}"
         )
     return [masks[name] for name in HEAD_NAMES]
+
+
+def _check_hidden_batch(where: str, features: Tensor, hidden: Hidden | None) -> None:
+    # ``*lead`` in the catalogue cannot name the batch that (h, c) share with the features, so
+    # that one dimension is compared here (metadata only, no device sync).
+    if hidden is None or not isinstance(features, Tensor) or not isinstance(hidden, tuple):
+        return
+    batch = features.shape[0]
+    bad = [
+        f"hidden[{i}].shape[1]={h.shape[1]} but batch={batch} (bound by features.shape[0])"
+        for i, h in enumerate(hidden)
+        if isinstance(h, Tensor) and h.dim() == 3 and h.shape[1] != batch
+    ]
+    if bad:
+        raise ContractError.of(where, bad)
 
 
 class LSTMPolicyBundle:
@@ -149,6 +164,7 @@ class LSTMPolicyBundle:
         """
         # no_grad rather than inference_mode: the returned hidden state is stored and later fed
         # to evaluate_actions under autograd, which inference tensors would refuse.
+        _check_hidden_batch("get_action", features, hidden)
         with torch.no_grad():
             return self.network.act(
                 features, blueprint_indices, _mask_sequence(masks), hidden, deterministic
@@ -170,6 +186,7 @@ class LSTMPolicyBundle:
         hidden: Hidden | None = None,
     ) -> ForwardOutput:
         """Masked logits of every head, the sampled op, Q(s, that op) and the new hidden."""
+        _check_hidden_batch("forward", features, hidden)
         return self.network.forward_masks(
             features, blueprint_indices, _mask_sequence(masks), hidden
         )
@@ -201,6 +218,7 @@ class LSTMPolicyBundle:
         ``episode_starts`` (bool ``[batch, seq]``, optional) zeroes the LSTM state before the
         marked steps, so a sequence that spans an episode boundary carries nothing across it.
         """
+        _check_hidden_batch("evaluate_actions", features, hidden)
         return self.network.evaluate(
             features, blueprint_indices, actions, _mask_sequence(masks), hidden, episode_starts
         )
@@ -217,6 +235,7 @@ class LSTMPolicyBundle:
         self, features: Tensor, blueprint_indices: Tensor, hidden: Hidden | None = None
     ) -> Tensor:
         """Q(s, op) for every op, ``[..., num_ops]``. DEBUG ONLY: never use it for training."""
+        _check_hidden_batch("get_value", features, hidden)
         return self.network.get_value(features, blueprint_indices, hidden)
 
     @contract(
@@ -236,6 +255,7 @@ class LSTMPolicyBundle:
         hidden: Hidden | None = None,
     ) -> Tensor:
         """sum over allowed ops of pi(op | s) Q(s, op): the "expected" bootstrap, ``[...]``."""
+        _check_hidden_batch("expected_value", features, hidden)
         return self.network.expected(features, blueprint_indices, _mask_sequence(masks)[0], hidden)
 
     # ------------------------------------------------------------------ hidden state

@@ -109,6 +109,23 @@ def test_wrong_dtypes_and_widths(bundle: LSTMPolicyBundle) -> None:
     raises(lambda: bundle.get_action(features, idx, masks, wide), "hidden")
 
 
+def test_hidden_of_another_batch(bundle: LSTMPolicyBundle) -> None:
+    features, idx, masks = good(B)
+    hidden = bundle.initial_hidden(B + 1)
+    raises(
+        lambda: bundle.get_action(features, idx, masks, hidden),
+        "get_action: hidden[0].shape[1]=5 but batch=4 (bound by features.shape[0])",
+    )
+    seq_features, seq_idx, seq_masks = good(B, 2)
+    raises(
+        lambda: bundle.evaluate_actions(
+            seq_features, seq_idx, zeros_actions(B, 2), seq_masks, hidden
+        ),
+        "evaluate_actions",
+        "hidden[1]",
+    )
+
+
 def test_sequence_inputs_must_agree_on_batch_and_seq(bundle: LSTMPolicyBundle) -> None:
     features, idx, masks = good(B, 5)
     actions = zeros_actions(B, 4)
