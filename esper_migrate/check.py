@@ -18,9 +18,10 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import typer
 
@@ -30,8 +31,10 @@ from esper_migrate.records import Finding
 if TYPE_CHECKING:
     from esper_migrate.cache import CheckCache
     from esper_migrate.config import CheckConfig
-    from esper_migrate.index import Index
+    from esper_migrate.index import FileSummary, Index
     from esper_migrate.spec import MigrationSpec
+
+_R = TypeVar("_R")
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -52,6 +55,8 @@ class CheckOptions:
     use_cache: bool = True
     spec: Path | None = None
     config: Path | None = None
+    #: Processes for a cold run; 0: one per available CPU.
+    jobs: int = 0
 
 
 @dataclass
@@ -83,6 +88,9 @@ def check_command(
     config: Path | None = typer.Option(  # noqa: B008
         None, "--config", help="pyproject.toml whose tool.esper-migrate table to use."
     ),
+    jobs: int = typer.Option(
+        0, "--jobs", "-j", min=0, help="Processes for a cold run (0: one per CPU)."
+    ),
 ) -> None:
     """Lint for sites that break under the migration; exit 1 when a failing one is found."""
     options = CheckOptions(
@@ -94,6 +102,7 @@ def check_command(
         use_cache=not no_cache,
         spec=spec,
         config=config,
+        jobs=jobs,
     )
     raise typer.Exit(run_check(options))
 
@@ -147,7 +156,7 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     )
     warm = cache.unchanged_tree({s.key: s.digest for s in sources})
     if warm is None:
-        per_file, errors = _analyze(sources, spec_path, cache)
+        per_file, errors = _analyze(sources, spec_path, cache, options.jobs or _cpus())
         cache.save()
     else:
         per_file, errors = warm
@@ -178,6 +187,12 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     items = [Reported(f, config.fails(f.code, f.tier)) for f in findings]
     out.write(render(items, options.fmt, statistics=options.statistics))
     return EXIT_FINDINGS if any(item.fails for item in items) else EXIT_CLEAN
+
+
+def _cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _spec_bytes(spec_path: Path | None) -> bytes:
@@ -262,60 +277,107 @@ class _LineReader:
 # -- the cold path -----------------------------------------------------------------------------
 
 
+#: What forked workers read: set by the parent right before it forks (never pickled).
+_SHARED: dict[str, Any] = {}
+
+#: Below this many files to analyse, a process pool costs more than it saves.
+_MIN_PARALLEL = 48
+
+
+def _map(job: Callable[[int], _R], count: int, jobs: int) -> list[_R]:
+    """``[job(i) for i in range(count)]``, over forked workers when it pays off.
+
+    Workers inherit ``_SHARED`` (sources, spec, index) through fork instead of pickling it;
+    where fork is unavailable (Windows, macOS spawn) the work runs in this process.
+    """
+    import multiprocessing
+
+    if jobs <= 1 or count < _MIN_PARALLEL or "fork" not in multiprocessing.get_all_start_methods():
+        return [job(i) for i in range(count)]
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return pool.map(job, range(count), chunksize=max(1, count // (jobs * 8)))
+
+
+def _parse(source: _Source) -> tuple[str, ast.Module]:
+    from esper_migrate.engine import decode
+
+    text = decode(source.data)
+    return text, ast.parse(text, filename=source.key)
+
+
+def _summary_job(i: int) -> FileSummary:
+    from esper_migrate.index import FileSummary, summarize_tree
+
+    source: _Source = _SHARED["todo"][i]
+    try:
+        _, tree = _parse(source)
+    except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+        return FileSummary(
+            path=source.key,
+            version=0,
+            classes=[],
+            functions={},
+            error=f"does not parse: {type(exc).__name__}: {exc}",
+        )
+    return summarize_tree(source.key, tree)
+
+
+def _findings_job(i: int) -> list[Finding]:
+    source: _Source = _SHARED["todo"][i]
+    text, tree = _parse(source)
+    return file_findings(source.key, text, tree, _SHARED["index"], _SHARED["spec"])
+
+
 def _analyze(
-    sources: list[_Source], spec_path: Path | None, cache: CheckCache
+    sources: list[_Source], spec_path: Path | None, cache: CheckCache, jobs: int
 ) -> tuple[dict[str, list[Finding]], dict[str, str]]:
     """(findings per file key, parse errors per file key): summaries (cached), the index,
-    then per-file findings (cached). Each file is parsed at most once."""
-    from esper_migrate.engine import decode, prefilter_bytes
-    from esper_migrate.index import FileSummary, Index, summarize_tree
+    then per-file findings (cached), each stage over ``jobs`` processes."""
+    from esper_migrate.engine import prefilter_bytes
+    from esper_migrate.index import Index
     from esper_migrate.spec import load_spec
 
     spec = load_spec(spec_path)
     prefilter = prefilter_bytes(spec)
     candidates = [s for s in sources if prefilter.search(s.data)]
+
     summaries: dict[str, FileSummary] = {}
-    trees: dict[str, tuple[str, ast.Module]] = {}
-    errors: dict[str, str] = {}
+    todo: list[_Source] = []
     for source in candidates:
-        summary = cache.summary(source.key, source.digest)
-        if summary is None:
-            try:
-                text = decode(source.data)
-                tree = ast.parse(text, filename=source.key)
-            except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
-                summary = FileSummary(
-                    path=source.key,
-                    version=0,
-                    classes=[],
-                    functions={},
-                    error=f"does not parse: {type(exc).__name__}: {exc}",
-                )
-            else:
-                trees[source.key] = (text, tree)
-                summary = summarize_tree(source.key, tree)
-            cache.store_summary(source.key, source.digest, summary)
-        summaries[source.key] = summary  # type: ignore[assignment]
-        if summaries[source.key]["error"]:
-            errors[source.key] = str(summaries[source.key]["error"])
+        cached = cache.summary(source.key, source.digest)
+        if cached is None:
+            todo.append(source)
+        else:
+            summaries[source.key] = cached  # type: ignore[assignment]
+    _SHARED.clear()
+    _SHARED["todo"] = todo
+    for source, summary in zip(todo, _map(_summary_job, len(todo), jobs), strict=True):
+        cache.store_summary(source.key, source.digest, summary)
+        summaries[source.key] = summary
     cache.prune_summaries(set(summaries))
+    errors = {key: str(s["error"]) for key, s in summaries.items() if s["error"]}
+    ordered = {key: summaries[key] for key in sorted(summaries)}
     fingerprint = hashlib.blake2b(
-        json.dumps(summaries, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
+        json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
     ).hexdigest()
-    index = Index.build(summaries.values(), spec)
+    index = Index.build(ordered.values(), spec)
 
     result: dict[str, list[Finding]] = {s.key: [] for s in sources}
+    todo = []
     for source in candidates:
         if source.key in errors:
             continue
-        cached = cache.findings(source.key, source.digest, fingerprint)
-        if cached is None:
-            parsed = trees.pop(source.key, None)
-            if parsed is None:
-                text = decode(source.data)
-                parsed = (text, ast.parse(text, filename=source.key))
-            cached = file_findings(source.key, parsed[0], parsed[1], index, spec)
-        result[source.key] = cached
+        cached_findings = cache.findings(source.key, source.digest, fingerprint)
+        if cached_findings is None:
+            todo.append(source)
+        else:
+            result[source.key] = cached_findings
+    _SHARED.update(todo=todo, index=index, spec=spec)
+    try:
+        for source, found in zip(todo, _map(_findings_job, len(todo), jobs), strict=True):
+            result[source.key] = found
+    finally:
+        _SHARED.clear()
     cache.replace_findings(fingerprint, {s.key: (s.digest, result[s.key]) for s in sources}, errors)
     return result, errors
 

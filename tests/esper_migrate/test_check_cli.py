@@ -251,3 +251,21 @@ def test_check_never_imports_torch_and_a_warm_run_skips_the_engine(project: Path
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
     )
     assert warm.stderr.strip().splitlines()[-1] == "1 []", warm.stderr
+
+
+def test_parallel_cold_run_gives_the_same_report(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sequential = _run("--no-cache", "--format", "json", "-j", "1")
+    monkeypatch.setattr(check_module, "_MIN_PARALLEL", 1)
+    parallel = _run("--no-cache", "--format", "json", "-j", "2")
+    assert parallel == sequential
+    assert parallel[0] == 1
+
+
+def test_file_that_does_not_parse_is_skipped_with_a_warning(project: Path) -> None:
+    (project / "pkg" / "broken.py").write_text("def get_action(:\n")
+    for _ in range(2):  # cold, then warm from the cache: the warning is kept
+        code, out, err = _run()
+        assert code == 1 and "EM001" in out
+        assert "warning: pkg/broken.py: does not parse" in err
