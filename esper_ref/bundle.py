@@ -51,6 +51,7 @@ from esper_ref.network import (
 __all__ = ["ActionResult", "EvalResult", "ForwardOutput", "Hidden", "LSTMPolicyBundle"]
 
 _HEADS = frozenset(HEAD_NAMES)
+_OP = HEAD_NAMES.index("op")
 
 # Contracts from the contracts.phase4 catalogue. Sizes come from the instance, so one contract
 # fits every num_slots, observation width and LSTM width; ``*lead`` is ``[batch]`` for a
@@ -256,7 +257,9 @@ class LSTMPolicyBundle:
     ) -> Tensor:
         """sum over allowed ops of pi(op | s) Q(s, op): the "expected" bootstrap, ``[...]``."""
         _check_hidden_batch("expected_value", features, hidden)
-        return self.network.expected(features, blueprint_indices, _mask_sequence(masks)[0], hidden)
+        return self.network.expected(
+            features, blueprint_indices, _mask_sequence(masks)[_OP], hidden
+        )
 
     # ------------------------------------------------------------------ hidden state
 

@@ -39,6 +39,8 @@ from contracts.phase4 import (
 from esper_ref import distributions as dist
 
 Hidden = tuple[Tensor, Tensor]
+#: Position of the op head in the padded layout (HEAD_NAMES order).
+_OP = HEAD_NAMES.index("op")
 
 # Contracts of the original keyword interface, built from the contracts.phase4 catalogue:
 # per-head ``<head>_mask`` arguments are ``bool[*lead, size] | None``.
@@ -263,12 +265,13 @@ class FactoredRecurrentActorCritic(nn.Module):
         hidden: Hidden | None = None,
         deterministic: bool = False,
     ) -> ActionResult:
+        """Sample every head together; value = Q(s, the sampled op). Masks in HEAD_NAMES order."""
         heads, _, q, new_hidden = self._trunk(state, blueprint_indices, hidden, masks)
         actions = dist.sample(heads, deterministic)
         log_probs = dist.log_prob(heads, actions)
-        op = actions[..., 0]
+        op = actions[..., _OP]  # sampled once: the action's op and the value's op
         value = q.gather(-1, op.unsqueeze(-1)).squeeze(-1)
-        op_probs = heads.log_probs[..., 0, : self.num_ops].exp()
+        op_probs = heads.log_probs[..., _OP, : self.num_ops].exp()
         return ActionResult(
             dict(zip(HEAD_NAMES, actions.unbind(-1), strict=True)),
             dict(zip(HEAD_NAMES, log_probs.unbind(-1), strict=True)),
@@ -288,13 +291,14 @@ class FactoredRecurrentActorCritic(nn.Module):
         hidden: Hidden | None = None,
         episode_starts: Tensor | None = None,
     ) -> EvalResult:
+        """Re-score stored actions with the rollout's own math; value = Q(s, stored op)."""
         heads, _, q, new_hidden = self._trunk(
             states, blueprint_indices, hidden, masks, episode_starts
         )
         stacked = self.layout.stack_actions(actions)
         log_probs = dist.log_prob(heads, stacked)
         entropy = dist.entropy(heads)
-        value = q.gather(-1, stacked[..., :1]).squeeze(-1)
+        value = q.gather(-1, stacked[..., _OP : _OP + 1]).squeeze(-1)
         return EvalResult(
             dict(zip(HEAD_NAMES, log_probs.unbind(-1), strict=True)),
             dict(zip(HEAD_NAMES, entropy.unbind(-1), strict=True)),
@@ -311,7 +315,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         deterministic: bool = False,
     ) -> ForwardOutput:
         heads, logits, q, new_hidden = self._trunk(state, blueprint_indices, hidden, masks)
-        op = dist.sample(heads, deterministic)[..., 0]
+        op = dist.sample(heads, deterministic)[..., _OP]
         masked = logits.masked_fill(~heads.allowed, torch.finfo(logits.dtype).min)
         per_head = self.layout.split(masked)
         return ForwardOutput(
@@ -337,9 +341,10 @@ class FactoredRecurrentActorCritic(nn.Module):
         hidden: Hidden | None = None,
     ) -> Tensor:
         """V(s) = sum over allowed ops of pi(op | s) Q(s, op), ``[*lead]``."""
-        masks: list[Tensor | None] = [op_mask] + [None] * (len(HEAD_NAMES) - 1)
+        masks: list[Tensor | None] = [None] * len(HEAD_NAMES)
+        masks[_OP] = op_mask
         heads, _, q, _ = self._trunk(state, blueprint_indices, hidden, masks)
-        pi = heads.log_probs[..., 0, : self.num_ops].exp()
+        pi = heads.log_probs[..., _OP, : self.num_ops].exp()
         return (pi * q).sum(dim=-1)
 
     # ------------------------------------------------- the original network's interface
