@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.distributions import Categorical
 
 from contracts.phase4 import HEAD_NAMES, head_sizes
@@ -105,3 +107,35 @@ def test_all_false_rows_fall_back_to_a_dummy_action_zero() -> None:
     assert (lp[~heads.has_choice] == 0).all() and (ent[~heads.has_choice] == 0).all()
     (lp.sum() + ent.sum()).backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    batch=st.integers(1, 6),
+    density=st.floats(0.0, 1.0),
+    scale=st.floats(0.0, 50.0),
+)
+def test_any_mask_gives_allowed_actions_and_finite_values(
+    seed: int, batch: int, density: float, scale: float
+) -> None:
+    """Property: whatever the masks (all-False rows included) and logit scale, sampled and
+    greedy actions are allowed, log-probs and entropies are finite, and re-scoring the sampled
+    actions reproduces their log-probs exactly."""
+    lay = layout()
+    g = torch.Generator().manual_seed(seed)
+    masks = [torch.rand(batch, s, generator=g) < density for s in SIZES.values()]
+    logits = scale * torch.randn(batch, lay.num_heads, lay.max_size, generator=g)
+    heads = dist.masked_log_softmax(logits, lay.pack_masks(masks, (batch,)), lay.first_column)
+    for deterministic in (False, True):
+        actions = dist.sample(heads, deterministic)
+        for h, mask in enumerate(masks):
+            chosen_ok = mask.gather(-1, actions[:, h : h + 1]).squeeze(-1)
+            assert (chosen_ok | ~mask.any(-1)).all()
+            assert (actions[:, h][~mask.any(-1)] == 0).all()
+        lp = dist.log_prob(heads, actions)
+        assert torch.isfinite(lp).all() and (lp <= 0).all()
+        again = dist.masked_log_softmax(logits, lay.pack_masks(masks, (batch,)), lay.first_column)
+        assert torch.equal(dist.log_prob(again, actions), lp)
+    ent = dist.entropy(heads)
+    assert torch.isfinite(ent).all() and (ent >= -1e-6).all()
