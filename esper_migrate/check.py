@@ -134,8 +134,6 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     from esper_migrate.formats import Reported, render
 
     cwd = Path.cwd()
-    if options.write_baseline and options.baseline is None:
-        raise UsageError("--write-baseline needs --baseline FILE")
     for path in options.paths:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
@@ -145,6 +143,9 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     for path in roots:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory (from `paths` in config)")
+    baseline_file = options.baseline or config.baseline
+    if options.write_baseline and baseline_file is None:
+        raise UsageError("--write-baseline needs --baseline FILE (or `baseline` in the config)")
     spec_path = options.spec or config.spec
     spec_bytes = _spec_bytes(spec_path)
 
@@ -171,7 +172,6 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     findings.sort(key=lambda f: (f.path, f.line, f.col, f.code))
     lines = _LineReader({s.display: s for s in sources})
 
-    baseline_file = options.baseline or config.baseline
     if options.write_baseline:
         from esper_migrate.baseline import write_baseline
 

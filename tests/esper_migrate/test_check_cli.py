@@ -269,3 +269,11 @@ def test_file_that_does_not_parse_is_skipped_with_a_warning(project: Path) -> No
         code, out, err = _run()
         assert code == 1 and "EM001" in out
         assert "warning: pkg/broken.py: does not parse" in err
+
+
+def test_baseline_from_the_config(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[tool.esper-migrate]\nbaseline = "legacy.json"\n')
+    assert _run()[0] == 2  # configured but not written yet: a usage error that says so
+    assert _run("--write-baseline")[0] == 0
+    assert (project / "legacy.json").is_file()
+    assert _run()[0] == 0
