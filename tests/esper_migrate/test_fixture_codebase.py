@@ -9,6 +9,7 @@ import difflib
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +25,11 @@ UNRESOLVED = AFTER / "UNRESOLVED.txt"
 ALL_CODES = {"EM001", "EM002", "EM003", "EM004", "EM005", "EM006"}
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", ".esper_migrate_cache"}
 _UNRESOLVED_RE = re.compile(r"^(?P<path>[^:\s]+\.py):(?P<line>\d+): (?P<reason>.+)$")
+
+
+def copy_fixture_tree(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -46,25 +52,44 @@ def _unresolved() -> list[tuple[str, int, str]]:
     return entries
 
 
-def _run_fixture_tests(root: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": "src", "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+@pytest.fixture(scope="module")
+def fixture_test_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
+    """Run before/'s and after/'s own test suites, concurrently, each in a private copy."""
+    # One torch thread: the suites are tiny and thread start-up dominates on shared cores.
+    env = {
+        **os.environ,
+        "PYTHONPATH": "src",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    procs = {}
+    for name in ("before", "after"):
+        root = copy_fixture_tree(PHASE4 / name, tmp_path_factory.mktemp("suite") / name)
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    results = {}
+    for name, proc in procs.items():
+        out, _ = proc.communicate(timeout=600)
+        results[name] = (proc.returncode, out)
+    return results
 
 
 @pytest.mark.parametrize("name", ["before", "after"])
-def test_fixture_codebase_own_tests_pass(name: str, fixture_copy: Callable[[str], Path]) -> None:
-    root = fixture_copy(name)
-    proc = _run_fixture_tests(root)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.search(r"\b\d+ passed\b", proc.stdout)
-    assert "failed" not in proc.stdout.splitlines()[-1]
+def test_fixture_codebase_own_tests_pass(
+    name: str, fixture_test_runs: dict[str, tuple[int, str]]
+) -> None:
+    returncode, out = fixture_test_runs[name]
+    assert returncode == 0, out[-6000:]
+    last = out.strip().splitlines()[-1]
+    assert re.search(r"\b\d+ passed\b", last)
+    assert "failed" not in last and "error" not in last
 
 
 def test_golden_has_the_same_files_and_only_migration_edits() -> None:
