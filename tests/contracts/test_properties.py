@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from contracts import ContractError, contract
 from contracts.checker import Checker
-from contracts.spec import dtype_matches, spec
+from contracts.spec import DictSpec, dtype_matches, spec
 
 DTYPES = {
     "float32": torch.float32,
@@ -22,7 +23,12 @@ DTYPES = {
 }
 FAMILY_OF = {"float": torch.float32, "integer": torch.int16, "signed": torch.int8}
 SYMBOLS = ("a", "b", "c")
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CONTRACTS_EXAMPLES=1000 for a deeper search than the quick default.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("CONTRACTS_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @dataclass
@@ -162,3 +168,98 @@ def _pinned(case: Case, i: int) -> bool:
 def _describe(t: torch.Tensor) -> str:
     dims = ", ".join(str(d) for d in t.shape)
     return f"{str(t.dtype).removeprefix('torch.')}[{dims}]@cpu"
+
+
+# ----------------------------------------------------------------- nested specs, devices
+
+Node = Any  # ("tensor", Case, device) | ("dict", Node) | ("keys", dict) | ("tuple", list), opt
+
+
+@st.composite
+def nodes(draw: st.DrawFn, values: dict[str, int | tuple[int, ...]], depth: int = 0) -> Node:
+    kinds = ["tensor", "tensor", "dict", "keys", "tuple"] if depth < 2 else ["tensor"]
+    kind = draw(st.sampled_from(kinds))
+    optional = draw(st.booleans())
+    if kind == "tensor":
+        case = draw(cases())
+        case.values = values
+        device = draw(st.sampled_from([None, None, "same", "cpu", "meta"]))
+        return ("tensor", case, device), optional
+    if kind == "dict":
+        return ("dict", draw(nodes(values, depth + 1))), optional
+    if kind == "keys":
+        keys = draw(st.lists(st.sampled_from("pqr"), min_size=1, max_size=3, unique=True))
+        return ("keys", {k: draw(nodes(values, depth + 1)) for k in keys}), optional
+    n = draw(st.integers(1, 3))
+    return ("tuple", [draw(nodes(values, depth + 1)) for _ in range(n)]), optional
+
+
+def _text(node: Node) -> Any:
+    (kind, *rest), optional = node
+    if kind == "tensor":
+        case, device = rest
+        text = case.text + (f"@{device}" if device else "")
+        return spec(text + (" | None" if optional else ""))
+    if kind == "dict":
+        out: Any = DictSpec(values=_text(rest[0]))
+    elif kind == "keys":
+        out = spec({k: _text(v) for k, v in rest[0].items()})
+    else:
+        out = spec(tuple(_text(v) for v in rest[0]))
+    return out.or_none() if optional else out
+
+
+@st.composite
+def values_for(draw: st.DrawFn, node: Node) -> Any:
+    (kind, *rest), _optional = node
+    twist = draw(st.integers(0, 9))
+    if twist == 0:
+        return draw(st.sampled_from([None, [1], "x", torch.zeros(2)]))
+    if kind == "tensor":
+        case, device = rest
+        shape = case.shape()
+        if twist == 1 and shape:
+            shape[draw(st.integers(0, len(shape) - 1))] += 1
+        dtype = torch.float64 if twist == 2 else case.dtype
+        where = draw(st.sampled_from(["cpu", "meta"])) if twist == 3 else (device or "cpu")
+        return torch.zeros(shape, dtype=dtype, device="cpu" if where == "same" else where)
+    if kind == "dict":
+        keys = draw(st.lists(st.sampled_from("abcd"), max_size=3, unique=True))
+        return {k: draw(values_for(rest[0])) for k in keys}
+    if kind == "keys":
+        out = {k: draw(values_for(v)) for k, v in rest[0].items()}
+        if twist == 4:
+            out.pop(next(iter(out)))
+        if twist == 5:
+            out["extra"] = torch.zeros(1)
+        return out
+    items = [draw(values_for(v)) for v in rest[0]]
+    return tuple(items[:-1]) if twist == 4 else tuple(items)
+
+
+@SETTINGS
+@given(st.data())
+def test_fast_path_agrees_with_the_thorough_checker_on_nested_specs(data: st.DataObject) -> None:
+    values: dict[str, int | tuple[int, ...]] = {s: data.draw(st.integers(1, 4)) for s in SYMBOLS}
+    values["lead"] = tuple(data.draw(st.lists(st.integers(1, 3), max_size=2)))
+    a, b = data.draw(nodes(values)), data.draw(nodes(values))
+    spec_a, spec_b = _text(a), _text(b)
+    x, y = data.draw(values_for(a)), data.draw(values_for(b))
+
+    @contract(x=spec_a, y=spec_b, returns=spec_a)
+    def f(x: Any, y: Any) -> Any:
+        return x
+
+    checker = Checker()
+    checker.check("x", x, spec_a)
+    checker.check("y", y, spec_b)
+    if not checker.violations:
+        checker.check("return", x, spec_a)
+    try:
+        assert f(x, y) is x
+    except ContractError as e:
+        event("rejected")
+        assert list(e.violations) == [f"f: {v}" for v in checker.violations]
+    else:
+        event("accepted")
+        assert not checker.violations, checker.violations
