@@ -163,6 +163,8 @@ def build_plan(
     for p in params:
         if p.name.startswith("_ct_"):
             raise TypeError(f"contract for {name}: parameter names starting '_ct_' are reserved")
+    if not arg_specs and returns is None:
+        raise TypeError(f"contract for {name}: no specs given, it would check nothing")
     unknown = [a for a in arg_specs if a not in index]
     if unknown:
         raise TypeError(

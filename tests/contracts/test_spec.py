@@ -23,6 +23,7 @@ from contracts.spec import dtype_matches
         "dict[str, bool[batch, *]]",
         "tuple[float[l, b, h], float[l, b, h]] | None",
         "float32[batch] | None",
+        "float32[info, inflow, index] in [-inf, inf]",
     ],
 )
 def test_string_form_round_trips(text: str) -> None:
