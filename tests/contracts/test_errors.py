@@ -235,7 +235,7 @@ def test_definition_errors() -> None:
     with pytest.raises(TypeError, match="no specs given, it would check nothing"):
         contract()(f)
     with pytest.raises(TypeError, match="positional argument"):
-        contract(f)  # type: ignore[call-arg]  # bare @contract
+        contract(f)  # type: ignore[call-arg, arg-type]  # bare @contract
     with pytest.raises(TypeError, match="no parameter named 'y'"):
         contract(y="float32[n]")(f)
     with pytest.raises(TypeError, match=r"cannot put a spec on \*rest"):
