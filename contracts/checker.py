@@ -114,8 +114,11 @@ class Checker:
                 f"{label}: expected a tuple of {len(spec.items)}, got a tuple of {len(value)}"
             )
             return
+        # A NamedTuple's items are named by field (``return.value``), others by index.
+        names = getattr(type(value), "_fields", None)
         for i, (item, item_spec) in enumerate(zip(value, spec.items, strict=True)):
-            self.check(f"{label}[{i}]", item, item_spec)
+            where = f".{names[i]}" if isinstance(names, tuple) else f"[{i}]"
+            self.check(f"{label}{where}", item, item_spec)
 
     def _tensor(self, label: str, value: object, spec: TensorSpec) -> None:
         if not isinstance(value, torch.Tensor):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import torch
@@ -146,6 +146,20 @@ def test_tuple_problems() -> None:
     assert _message(f, (h, h, h)) == "f: hidden: expected a tuple of 2, got a tuple of 3"
     assert _message(f, (h, torch.zeros(1, 4, 9))) == (
         "f: hidden[1].shape[2]=9 but h=8 (bound by hidden[0].shape[2])"
+    )
+
+
+def test_named_tuple_items_are_named_by_field() -> None:
+    class Result(NamedTuple):
+        actions: torch.Tensor
+        value: torch.Tensor
+
+    @contract(x="float32[b]", returns=("int64[b]", "float32[b]"))
+    def act(x: torch.Tensor) -> Result:
+        return Result(torch.zeros(3, dtype=I64), torch.zeros(4))
+
+    assert _message(act, torch.zeros(3)) == (
+        "act: return.value.shape[0]=4 but b=3 (bound by x.shape[0])"
     )
 
 
