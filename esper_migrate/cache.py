@@ -2,7 +2,8 @@
 
 Everything cached is a pure function of its key:
 - a file's index summary: of (path, content hash), under a cache file named for the tool
-  version and the spec hash, so a new version or another spec never sees old entries;
+  version (and the stamp of its modules) and the spec hash, so a new version, an edited
+  engine or another spec never sees old entries;
 - a file's findings: of (path, content hash) and the fingerprint of the whole index (the
   findings of one file depend on the definitions in all the others).
 
@@ -54,7 +55,7 @@ class CheckCache:
     def __init__(self, root: Path, spec_hash: str, *, enabled: bool = True) -> None:
         self.enabled = enabled
         self.directory = root / DIRECTORY
-        key = content_hash(f"{_LAYOUT}\0{__version__}\0{spec_hash}".encode())
+        key = content_hash(f"{_LAYOUT}\0{__version__}\0{_code_stamp()}\0{spec_hash}".encode())
         self._findings_file = self.directory / f"findings-{key}.json"
         self._summaries_file = self.directory / f"summaries-{key}.json"
         # path -> [content hash, findings rows]; "fingerprint" of the index they were made with.
@@ -177,6 +178,19 @@ class CheckCache:
         except OSError:
             return
         self._dirty_findings = self._dirty_summaries = False
+
+
+def _code_stamp() -> str:
+    """Size and mtime of this package's modules: an edited engine (a development install
+    whose version did not change) never reads entries an older engine wrote."""
+    package = Path(__file__).resolve().parent
+    parts = []
+    for directory, _, files in os.walk(package):
+        for name in sorted(files):
+            if name.endswith((".py", ".toml")):
+                st = os.stat(os.path.join(directory, name))
+                parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return content_hash("\n".join(sorted(parts)).encode())
 
 
 def _load(file: Path) -> dict[str, Any]:
