@@ -43,7 +43,15 @@ class Scope:
     parent: Scope | None
     cls: str | None
     target: TargetMethod | None = None
-    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    _bindings: dict[str, list[Binding]] | None = field(default=None, repr=False)
+
+    @property
+    def bindings(self) -> dict[str, list[Binding]]:
+        """Name -> its bindings, collected on first use (most scopes are never asked)."""
+        if self._bindings is None:
+            self._bindings = {}
+            _collect_bindings(self)
+        return self._bindings
 
     @property
     def function(self) -> FunctionNode | None:
@@ -92,8 +100,11 @@ def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
 def _collect_bindings(scope: Scope) -> None:
     node = scope.node
 
+    table = scope._bindings
+    assert table is not None
+
     def add(b: Binding) -> None:
-        scope.bindings.setdefault(b.name, []).append(b)
+        table.setdefault(b.name, []).append(b)
 
     if not isinstance(node, ast.Module):
         a = node.args
@@ -192,8 +203,10 @@ class FileContext:
             if byte == 0x0A:
                 self._line_starts.append(i + 1)
         self.scopes: dict[int, Scope] = {}
-        self.exempt: set[int] = set()
-        self.parents: dict[int, ast.AST] = {}
+        #: Calls and dict literals (outside exempt blocks for calls) with their scopes.
+        self.calls: list[tuple[ast.Call, Scope]] = []
+        self.dicts: list[tuple[ast.Dict, Scope]] = []
+        self.class_defs: list[ast.ClassDef] = []
         self._planned: set[tuple[object, ...]] = set()
         #: Dict keys (e.g. "state") whose literals in this file carry the companion beside them.
         self.companion_dict_keys: set[str] = set()
@@ -235,51 +248,45 @@ class FileContext:
     # -- scopes --------------------------------------------------------------------------
 
     def _build_scopes(self) -> Scope:
+        """One walk over the tree: scopes, calls, dicts, classes, exempt blocks."""
         module = Scope(self.tree, None, None)
-        _collect_bindings(module)
         self.scopes[id(self.tree)] = module
         exempt_names = set(self.spec.exempt.context_managers)
-
-        def visit(node: ast.AST, scope: Scope, cls: str | None) -> None:
+        calls, dicts, classes = self.calls, self.dicts, self.class_defs
+        # (node, scope, enclosing class name, exempt)
+        stack: list[tuple[ast.AST, Scope, str | None, bool]] = [(self.tree, module, None, False)]
+        while stack:
+            node, scope, cls, exempt = stack.pop()
             for child in ast.iter_child_nodes(node):
-                self.parents[id(child)] = node
-                if isinstance(child, ast.ClassDef):
-                    visit(child, scope, child.name)
+                if isinstance(child, ast.Call):
+                    if not exempt:
+                        calls.append((child, scope))
+                elif isinstance(child, ast.Dict):
+                    dicts.append((child, scope))
+                elif isinstance(child, ast.ClassDef):
+                    classes.append(child)
+                    stack.append((child, scope, child.name, exempt))
                     continue
-                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                     target = self.index.is_target(cls, child.name) if cls else None
                     inner = Scope(child, scope, cls, target)
-                    _collect_bindings(inner)
                     self.scopes[id(child)] = inner
-                    visit(child, inner, None)
+                    stack.append((child, inner, None, exempt))
                     continue
-                if isinstance(child, ast.With | ast.AsyncWith) and any(
+                elif isinstance(child, ast.With | ast.AsyncWith) and any(
                     isinstance(item.context_expr, ast.Call)
                     and self.dotted(item.context_expr.func) in exempt_names
                     for item in child.items
                 ):
+                    for item in child.items:
+                        stack.append((item, scope, cls, exempt))
                     for stmt in child.body:
-                        for sub in ast.walk(stmt):
-                            self.exempt.add(id(sub))
-                visit(child, scope, cls)
-
-        visit(self.tree, module, None)
+                        stack.append((stmt, scope, cls, True))
+                    continue
+                stack.append((child, scope, cls, exempt))
+        calls.sort(key=lambda c: (c[0].lineno, c[0].col_offset))
+        dicts.sort(key=lambda d: (d[0].lineno, d[0].col_offset))
         return module
-
-    def scope_of(self, node: ast.AST) -> Scope:
-        current: ast.AST | None = self.parents.get(id(node))
-        while current is not None:
-            found = self.scopes.get(id(current))
-            if found is not None:
-                return found
-            current = self.parents.get(id(current))
-        return self.module_scope
-
-    def enclosing_statement(self, node: ast.AST) -> ast.stmt | None:
-        current: ast.AST | None = node
-        while current is not None and not isinstance(current, ast.stmt):
-            current = self.parents.get(id(current))
-        return current
 
     @staticmethod
     def dotted(node: ast.expr) -> str | None:

@@ -55,6 +55,75 @@ class FilePlan:
     calls: list[CallInfo] = field(default_factory=list)
     #: Set when the file cannot be read or parsed (then nothing is planned).
     error: str | None = None
+    #: Disjoint (first, last) line ranges of the statements that carry edits: the rewriter
+    #: parses only these with libcst.
+    regions: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _children(stmt: ast.stmt) -> list[ast.stmt]:
+    out: list[ast.stmt] = []
+    for name in ("body", "orelse", "finalbody"):
+        value = getattr(stmt, name, None)
+        if isinstance(value, list):
+            out.extend(v for v in value if isinstance(v, ast.stmt))
+    for handler in getattr(stmt, "handlers", []):
+        out.extend(handler.body)
+    for case in getattr(stmt, "cases", []):
+        out.extend(case.body)
+    return out
+
+
+def _first_line(stmt: ast.stmt) -> int:
+    decorators: list[ast.expr] = getattr(stmt, "decorator_list", [])
+    return min([stmt.lineno, *(d.lineno for d in decorators)])
+
+
+def edit_regions(tree: ast.Module, text: str, edits: list[Edit]) -> list[tuple[int, int]]:
+    """The smallest whole-line statements that contain the edits (a parameter edit takes its
+    whole def); nested regions merge into the outer one. libcst parses only these."""
+    if not edits:
+        return []
+    lines = text.splitlines()
+
+    def whole_lines(stmt: ast.stmt) -> bool:
+        first = lines[stmt.lineno - 1].encode()
+        last = lines[(stmt.end_lineno or stmt.lineno) - 1].encode()
+        before = first[: stmt.col_offset].decode("utf-8", "replace")
+        after = last[stmt.end_col_offset or 0 :].decode("utf-8", "replace").strip()
+        return not before.strip() and (not after or after.startswith("#"))
+
+    found: list[tuple[int, int]] = []
+    for e in edits:
+        line, end = e.anchor[0], e.anchor[2]
+        body = tree.body
+        best: ast.stmt | None = None
+        while True:
+            inner = next(
+                (s for s in body if _first_line(s) <= line and end <= (s.end_lineno or s.lineno)),
+                None,
+            )
+            if inner is None:
+                break
+            if best is None or whole_lines(inner) or not whole_lines(best):
+                best = inner
+            if (
+                e.kind is EditKind.PARAMETER
+                and isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef)
+                and inner.lineno == line
+            ):
+                best = inner
+                break
+            body = _children(inner)
+        if best is None or not whole_lines(best):
+            return []  # no clean statement boundary: the whole file is one region
+        found.append((_first_line(best), best.end_lineno or best.lineno))
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(found, key=lambda r: (r[0], -r[1])):
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
 
 
 def decode(source: bytes) -> str:
@@ -77,6 +146,8 @@ def plan_tree(
     """Plan one parsed file against the repository index (pure: no I/O)."""
     from esper_migrate.rules import call_arguments, dict_entries, parameters, storage
 
+    if not index.relevance.search(text):
+        return FilePlan(path)
     ctx = FileContext(path, text.encode("utf-8"), tree, index, spec)
     parameters.run(ctx)
     storage.run(ctx)
@@ -97,7 +168,9 @@ def plan_tree(
         )
         for s in sites
     ]
-    return FilePlan(path, ctx.edits, ctx.unresolved, calls)
+    return FilePlan(
+        path, ctx.edits, ctx.unresolved, calls, regions=edit_regions(tree, text, ctx.edits)
+    )
 
 
 class Session:
@@ -277,10 +350,13 @@ class ApplyResult:
         return counts
 
 
-def _rewrite(job: tuple[str, bytes, list[Edit]]) -> tuple[str, bytes | None, str | None]:
-    path, source, edits = job
+_Job = tuple[str, bytes, list[Edit], list[tuple[int, int]]]
+
+
+def _rewrite(job: _Job) -> tuple[str, bytes | None, str | None]:
+    path, source, edits, regions = job
     try:
-        return path, apply_edits(source, edits), None
+        return path, apply_edits(source, edits, regions), None
     except RewriteError as exc:
         return path, None, str(exc)
     except Exception as exc:  # libcst failing on a file ast accepted: report, never crash
@@ -297,7 +373,7 @@ def run_apply(
     """Plan and rewrite in memory (nothing is written here)."""
     session = load_session(paths, spec, excludes, exclude_root)
     plans = session.plans()
-    todo = [(p.path, session.sources[p.path], p.edits) for p in plans if p.edits]
+    todo = [(p.path, session.sources[p.path], p.edits, p.regions) for p in plans if p.edits]
     if jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             rewritten = list(pool.map(_rewrite, todo, chunksize=max(1, len(todo) // (4 * jobs))))
@@ -366,7 +442,7 @@ def migrate_sources(
     for plan in session.plans():
         unresolved.extend(plan.unresolved)
         if plan.edits:
-            _, new, err = _rewrite((plan.path, sources[plan.path], plan.edits))
+            _, new, err = _rewrite((plan.path, sources[plan.path], plan.edits, plan.regions))
             if err is not None:
                 errors[plan.path] = err
             elif new is not None:

@@ -9,8 +9,10 @@ Stdlib ``ast`` only: an ``ast`` parse costs a tenth of a libcst parse.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TypedDict
 
 from esper_migrate.spec import MigrationSpec, ProducerSpec, StorageSpec
@@ -128,14 +130,23 @@ def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> list
     return out
 
 
-def _own_statements(fn: ast.AST) -> Iterable[ast.AST]:
-    """Every node of a function body except those inside nested functions and classes."""
-    stack: list[ast.AST] = list(ast.iter_child_nodes(fn))
+def _own_statements(fn: ast.AST) -> Iterable[ast.stmt]:
+    """The statements of a function body at any depth, except those of nested functions and
+    classes (expressions are not visited: assignments and returns are statements)."""
+    stack: list[ast.stmt] = list(getattr(fn, "body", []))
     while stack:
         node = stack.pop()
         yield node
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            stack.extend(ast.iter_child_nodes(node))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                stack.extend(v for v in value if isinstance(v, ast.stmt))
+        for handler in getattr(node, "handlers", ()):
+            stack.extend(handler.body)
+        for case in getattr(node, "cases", ()):
+            stack.extend(case.body)
 
 
 def _function_info(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> FunctionInfo:
@@ -424,6 +435,28 @@ class Index:
 
     def producer(self, name: str | None) -> ProducerSpec | None:
         return self.producers.get(name) if name is not None else None
+
+    @cached_property
+    def relevance(self) -> re.Pattern[str]:
+        """Text a file must contain for any rule to plan something in it: a target type (or
+        implementer, subclass, storage class), a producer or wrapper, an attribute typed as a
+        target, or a call of a target method by name. Files without it are not planned."""
+        names = set(self.target_types) | set(self.producers)
+        attrs: set[str] = set()
+        for infos in self.classes.values():
+            for info in infos:
+                attrs.update(a for a, t in info["attrs"].items() if t in self.target_types)
+        methods = set(self.spec.target_methods) | {s.add_method for s in self.spec.storage}
+
+        def alternation(items: set[str]) -> str:
+            return "|".join(sorted(map(re.escape, items), key=len, reverse=True))
+
+        alternatives = [rf"\.(?:{alternation(methods)})\s*\("]
+        if names:
+            alternatives.append(rf"\b(?:{alternation(names)})\b")
+        if attrs:
+            alternatives.append(rf"\.(?:{alternation(attrs)})\b")
+        return re.compile("|".join(alternatives))
 
     def storage(self, cls_name: str | None) -> StorageSpec | None:
         if cls_name is None:

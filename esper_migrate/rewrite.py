@@ -7,10 +7,14 @@ temporary file and ``os.replace`` so a crash never leaves a half-written file.
 
 from __future__ import annotations
 
+import ast
 import codecs
+import io
 import os
 import tempfile
+import tokenize
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -282,11 +286,8 @@ def _insert_element(
     return out
 
 
-def apply_edits(source: bytes, edits: Sequence[Edit], encoding: str = "utf-8") -> bytes:
-    """``source`` with the edits applied (same encoding, BOM and line endings)."""
-    if not edits:
-        return source
-    module = cst.parse_module(source)
+def _transform(code: str, edits: Sequence[Edit]) -> str:
+    module = cst.parse_module(code)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     rewriter = _Rewriter(edits)
     new_module = wrapper.visit(rewriter)
@@ -294,12 +295,63 @@ def apply_edits(source: bytes, edits: Sequence[Edit], encoding: str = "utf-8") -
         raise RewriteError(
             f"{len(edits) - rewriter.applied} of {len(edits)} planned edits found no node"
         )
-    out = new_module.bytes
+    return new_module.code
+
+
+def _shift(edit: Edit, lines: int) -> Edit:
+    a = edit.anchor
+    return replace(edit, line=edit.line - lines, anchor=(a[0] - lines, a[1], a[2] - lines, a[3]))
+
+
+def apply_edits(
+    source: bytes,
+    edits: Sequence[Edit],
+    regions: Sequence[tuple[int, int]] | None = None,
+) -> bytes:
+    """``source`` with the edits applied (same encoding, BOM and line endings).
+
+    ``regions`` are disjoint (first line, last line) ranges of whole statements (a module-level
+    statement or a method) that contain every edit: libcst parses only those (indented ones
+    inside an ``if True:`` header), the rest of the file is never parsed. Without regions the
+    whole file is one region. The result is re-parsed (``ast``) before it is returned.
+    """
+    if not edits:
+        return source
     try:
-        cst.parse_module(out)
-    except cst.ParserSyntaxError as exc:  # never write a file that does not parse
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+        text = source.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise RewriteError(f"cannot decode: {exc}") from None
+    bom = source.startswith(codecs.BOM_UTF8)
+    text = text.removeprefix("\ufeff")
+    lines = text.splitlines(keepends=True)
+    spans = sorted(regions) if regions else [(1, len(lines))]
+    groups: list[tuple[int, int, list[Edit]]] = [(a, b, []) for a, b in spans]
+    for e in edits:
+        group = next((g for g in groups if g[0] <= e.anchor[0] and e.anchor[2] <= g[1]), None)
+        if group is None:
+            raise RewriteError(f"line {e.line}: edit outside every region")
+        group[2].append(e)
+    for first, last, group_edits in reversed(groups):
+        if not group_edits:
+            continue
+        chunk = "".join(lines[first - 1 : last])
+        head = lines[first - 1]
+        newline = "\r\n" if head.endswith("\r\n") else "\r" if head.endswith("\r") else "\n"
+        indented = head[:1] in (" ", "\t")
+        prefix = f"if True:{newline}" if indented else ""
+        shift = first - 1 - (1 if indented else 0)
+        try:
+            out = _transform(prefix + chunk, [_shift(e, shift) for e in group_edits])
+        except cst.ParserSyntaxError as exc:
+            raise RewriteError(f"libcst cannot parse lines {first}-{last}: {exc}") from None
+        lines[first - 1 : last] = [out[len(prefix) :]]
+    new_text = "".join(lines)
+    try:
+        ast.parse(new_text)
+    except SyntaxError as exc:  # never write a file that does not parse
         raise RewriteError(f"the rewritten file does not parse: {exc}") from None
-    return out
+    return (("\ufeff" if bom else "") + new_text).encode(encoding.removesuffix("-sig"))
 
 
 def detect_encoding(source: bytes) -> str:

@@ -278,10 +278,7 @@ def plan_call(ctx: FileContext, scope: Scope, site: CallSite) -> None:
 def run(ctx: FileContext) -> list[CallSite]:
     """Plan every call site; return the resolved sites (those already migrated included)."""
     sites: list[CallSite] = []
-    for node in ast.walk(ctx.tree):
-        if not isinstance(node, ast.Call) or id(node) in ctx.exempt:
-            continue
-        scope = ctx.scope_of(node)
+    for node, scope in ctx.calls:
         site = resolve_call(ctx, scope, node)
         if site is None:
             continue

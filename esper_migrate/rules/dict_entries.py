@@ -50,9 +50,7 @@ def run(ctx: FileContext) -> None:
     new = ctx.spec.parameter.name
     keys = set(ctx.spec.features.keys)
     batched = {s.batched_method for s in ctx.spec.storage if s.batched_method}
-    for node in ast.walk(ctx.tree):
-        if not isinstance(node, ast.Dict):
-            continue
+    for node, scope in ctx.dicts:
         present = [_key(k) for k in node.keys]
         hits = [(k, v) for k, v in zip(node.keys, node.values, strict=True) if _key(k) in keys]
         if not hits:
@@ -60,7 +58,6 @@ def run(ctx: FileContext) -> None:
         if new in present:
             ctx.companion_dict_keys.update(str(_key(k)) for k, _ in hits)
             continue
-        scope = ctx.scope_of(node)
         fn = scope.function
         if fn is not None and fn.name in batched and ctx.index.storage(scope.cls) is not None:
             continue  # the storage rule owns the batched output

@@ -127,9 +127,7 @@ def updated_docstring(literal: str, features: str, new: str, doc: str) -> str | 
 def run(ctx: FileContext) -> None:
     spec = ctx.spec
     new = spec.parameter.name
-    for cls in ast.walk(ctx.tree):
-        if not isinstance(cls, ast.ClassDef):
-            continue
+    for cls in ctx.class_defs:
         storage = ctx.index.storage(cls.name)
         for fn in cls.body:
             if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):

@@ -94,9 +94,7 @@ def _statement_edit(ctx: FileContext, stmt: ast.stmt, text: str, reason: str, ho
 
 def run(ctx: FileContext) -> None:
     new = ctx.spec.parameter.name
-    for cls in ast.walk(ctx.tree):
-        if not isinstance(cls, ast.ClassDef):
-            continue
+    for cls in ctx.class_defs:
         storage = ctx.index.storage(cls.name)
         if storage is None:
             continue
