@@ -207,7 +207,8 @@ def _spec_bytes(spec_path: Path | None) -> bytes:
 def _discover(roots: list[Path], config: CheckConfig) -> list[Path]:
     from esper_migrate.discover import discover
 
-    return discover(roots, config.exclude)
+    # Excludes are relative to the project root (the pyproject.toml), as for apply.
+    return discover(roots, config.exclude, config.root if config.source is not None else None)
 
 
 def _key(path: Path, root: Path) -> str:

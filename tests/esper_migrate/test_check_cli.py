@@ -153,7 +153,7 @@ def test_internal_error_exits_2(project: Path, monkeypatch: pytest.MonkeyPatch) 
         ('fail-on = ["EM003", "EM004"]', 0),
         ('fail-tiers = ["name"]', 0),
         ('fail-tiers = ["resolved"]', 1),
-        ('paths = ["pkg"]\nexclude = ["rollout.py"]', 0),
+        ('paths = ["pkg"]\nexclude = ["pkg/rollout.py"]', 0),
     ],
 )
 def test_config_decides_what_fails(project: Path, table: str, expected: int) -> None:
