@@ -163,10 +163,10 @@ def plan_tree(
             tier=s.tier,
             n_positional=len(s.node.args),
             keywords=tuple(k.arg for k in s.node.keywords if k.arg is not None),
-            has_argument=call_arguments.has_argument(ctx, s),
+            has_argument=call_arguments.has_argument(ctx, s, scope),
             params=tuple(p["name"] for p in s.definition["params"]),
         )
-        for s in sites
+        for s, scope in sites
     ]
     return FilePlan(
         path, ctx.edits, ctx.unresolved, calls, regions=edit_regions(tree, text, ctx.edits)

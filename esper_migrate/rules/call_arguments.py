@@ -185,8 +185,13 @@ def _by_name(ctx: FileContext, call: ast.Call, method: str, storage_add: bool) -
     return None
 
 
-def has_argument(ctx: FileContext, site: CallSite) -> bool:
-    """Whether the call already passes the new argument (idempotence, and no double insert)."""
+def has_argument(ctx: FileContext, site: CallSite, scope: Scope | None = None) -> bool:
+    """Whether the call already passes the new argument (idempotence, and no double insert).
+
+    Against a definition that has the parameter already, a positional argument in its slot
+    counts only if it is the derived companion or names the parameter (``blueprint_indices``,
+    ``data["blueprint_indices"]``); anything else there slid in from the old signature.
+    """
     new = ctx.spec.parameter.name
     call = site.node
     if any(k.arg == new for k in call.keywords):
@@ -199,13 +204,18 @@ def has_argument(ctx: FileContext, site: CallSite) -> bool:
     positional = [p["name"] for p in params if p["kind"] in ("pos", "posonly")]
     if new not in positional:
         return False
-    if len(call.args) <= positional.index(new):
+    slot = positional.index(new)
+    if len(call.args) <= slot:
         return False
-    keywords = [k.arg for k in call.keywords if k.arg is not None]
-    slid = not binds(params, len(call.args), keywords) and binds(
-        _without(params, new), len(call.args), keywords
-    )
-    return not slid
+    in_slot = ctx.text(call.args[slot])
+    if new in in_slot:
+        return True
+    located = features_argument(ctx, site)
+    if located is not None and scope is not None:
+        derived = derive(ctx, scope, located[1])
+        if isinstance(derived, Derivation) and derived.text == in_slot:
+            return True
+    return False
 
 
 def features_argument(ctx: FileContext, site: CallSite) -> tuple[int | str, ast.expr] | None:
@@ -275,14 +285,14 @@ def plan_call(ctx: FileContext, scope: Scope, site: CallSite) -> None:
     )
 
 
-def run(ctx: FileContext) -> list[CallSite]:
+def run(ctx: FileContext) -> list[tuple[CallSite, Scope]]:
     """Plan every call site; return the resolved sites (those already migrated included)."""
-    sites: list[CallSite] = []
+    sites: list[tuple[CallSite, Scope]] = []
     for node, scope in ctx.calls:
         site = resolve_call(ctx, scope, node)
         if site is None:
             continue
-        sites.append(site)
-        if not has_argument(ctx, site):
+        sites.append((site, scope))
+        if not has_argument(ctx, site, scope):
             plan_call(ctx, scope, site)
     return sites
