@@ -44,6 +44,9 @@ class SequenceBatch:
     hidden: tuple[Tensor, Tensor]
     env_index: Tensor
     start: Tensor
+    sub_advantages: Tensor | None = None
+    """Advantages of the heads other than ``op`` when they use their own baseline (set by
+    the update, see ``ppo.PPO.update``); ``None`` = every head uses ``advantages``."""
 
     @property
     def num_seqs(self) -> int:
@@ -54,7 +57,9 @@ class SequenceBatch:
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, dict):
+            if value is None:
+                out[f.name] = None
+            elif isinstance(value, dict):
                 out[f.name] = {k: v[rows] for k, v in value.items()}
             elif f.name == "hidden":
                 out[f.name] = (value[0][:, rows], value[1][:, rows])

@@ -65,6 +65,9 @@ class TrainConfig:
     clip_vloss: bool = True
     vf_clip_coef: float = 10.0
     norm_adv: bool = True
+    q_baseline_for_heads: bool = True
+    """Heads other than ``op`` use Q(s, executed op) as their baseline (the op head uses
+    V(s)); ``False`` = every head uses the GAE advantage with baseline V(s)."""
     ent_coef: float = 0.01
     head_ent_coefs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_HEAD_ENT_COEFS))
     vf_coef: float = 0.5

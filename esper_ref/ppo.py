@@ -16,6 +16,7 @@ approximate KL is checked on each minibatch *before* its optimiser step (bug 7).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,15 +83,17 @@ def ppo_loss(
     n_valid = valid.sum().clamp(min=1)
     # Causal masks from the op that actually ran (bug 5), never from the requested one.
     rel = relevance[:, mb.executed_op] & valid  # [heads, N, L]
-    adv = mb.advantages
-    zero = torch.zeros_like(adv)
-    pg_loss = adv.new_zeros(())
-    ent_bonus = adv.new_zeros(())
+    op_adv = mb.advantages
+    sub_adv = op_adv if mb.sub_advantages is None else mb.sub_advantages
+    zero = torch.zeros_like(op_adv)
+    pg_loss = op_adv.new_zeros(())
+    ent_bonus = op_adv.new_zeros(())
     joint_logratio = zero
     clipped = zero
     entropies: dict[str, float] = {}
     for i, head in enumerate(HEAD_NAMES):
         r = rel[i]
+        adv = op_adv if head == "op" else sub_adv
         n_rel = r.sum().clamp(min=1)
         logratio = torch.where(r, out.log_probs[head] - mb.log_probs[head], zero)
         ratio = logratio.exp()
@@ -169,8 +172,15 @@ class PPO:
 
     def update(self, batch: SequenceBatch) -> UpdateStats:
         cfg = self.config
+        adv = batch.advantages
+        # Heads other than op were sampled independently of nothing but s, so Q(s, executed
+        # op) is a valid baseline for them, and a tighter one than V(s): the op explains much
+        # of the return. lambda-return - Q(s, op) = A + V(s) - Q(s, op).
+        sub = batch.returns - batch.values if cfg.q_baseline_for_heads else None
         if cfg.norm_adv:
-            batch = _replace_advantages(batch, normalize_advantages(batch.advantages, batch.valid))
+            adv = normalize_advantages(adv, batch.valid)
+            sub = None if sub is None else normalize_advantages(sub, batch.valid)
+        batch = dataclasses.replace(batch, advantages=adv, sub_advantages=sub)
         stats = UpdateStats()
         sums: dict[str, float] = {"policy_loss": 0.0, "value_loss": 0.0, "clipfrac": 0.0}
         ent_sums = dict.fromkeys(HEAD_NAMES, 0.0)
@@ -215,9 +225,3 @@ class PPO:
         stats.explained_variance = explained_variance(batch.values, batch.returns, batch.valid)
         self.total_nonfinite_skips += stats.nonfinite_skips
         return stats
-
-
-def _replace_advantages(batch: SequenceBatch, adv: Tensor) -> SequenceBatch:
-    d = batch.as_dict()
-    d["advantages"] = adv
-    return SequenceBatch(**d)  # type: ignore[arg-type]
