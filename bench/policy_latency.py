@@ -40,6 +40,25 @@ def median_ms(fn: Callable[[], object], reps: int, warmup: int = 10) -> float:
     return statistics.median(times) * 1e3
 
 
+def paired_median_ms(
+    ours: Callable[[], object], theirs: Callable[[], object], reps: int, warmup: int = 10
+) -> tuple[float, float]:
+    """Medians of both, timed alternately so that load on a shared machine hits both alike."""
+    for _ in range(warmup):
+        ours()
+        theirs()
+    a, b = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        ours()
+        t1 = time.perf_counter()
+        theirs()
+        t2 = time.perf_counter()
+        a.append(t1 - t0)
+        b.append(t2 - t1)
+    return statistics.median(a) * 1e3, statistics.median(b) * 1e3
+
+
 def random_masks(lead: tuple[int, ...], gen: torch.Generator) -> dict[str, Tensor]:
     masks = {}
     for name, size in SIZES.items():
@@ -109,8 +128,7 @@ def main() -> None:
         def run_theirs(x=x, idx=idx, masks=masks, hidden=hidden) -> object:
             return original.get_action(x, idx, masks, hidden)
 
-        ours[batch] = median_ms(run_ours, reps)
-        theirs[batch] = median_ms(run_theirs, reps)
+        ours[batch], theirs[batch] = paired_median_ms(run_ours, run_theirs, reps)
         print(
             f"get_action b{batch}: esper_ref {ours[batch]:.3f} ms, original-style "
             f"{theirs[batch]:.3f} ms, speedup {theirs[batch] / ours[batch]:.1f}x"
