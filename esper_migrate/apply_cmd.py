@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from esper_migrate.engine import ApplyResult, run_apply, unified_diff
-from esper_migrate.rewrite import write_atomic
-from esper_migrate.spec import MigrationSpec, SpecError, load_spec
+if TYPE_CHECKING:
+    from esper_migrate.engine import ApplyResult
 
 #: Exit codes.
 EXIT_OK = 0
@@ -66,11 +65,15 @@ def apply(
     ] = 1,
 ) -> None:
     """Thread the spec's parameter through definitions, calls and storage, in place."""
+    # Imported here so that `esper-migrate check` (same app) does not pay for them at startup.
     from esper_migrate.config import ConfigError
+    from esper_migrate.engine import run_apply, unified_diff
+    from esper_migrate.rewrite import write_atomic
+    from esper_migrate.spec import SpecError, load_spec
 
     try:
         targets, excludes, configured_spec, root = _config(paths or [])
-        spec: MigrationSpec = load_spec(spec_file or configured_spec)
+        spec = load_spec(spec_file or configured_spec)
         result = run_apply(targets, spec, excludes, jobs, exclude_root=root)
     except (SpecError, ConfigError, FileNotFoundError) as exc:
         typer.echo(f"esper-migrate: error: {exc}", err=True)

@@ -22,7 +22,6 @@ from esper_migrate.context import FileContext
 from esper_migrate.discover import discover
 from esper_migrate.index import FileSummary, Index, summarize_tree
 from esper_migrate.records import Code, Edit, EditKind, Finding, Tier, Unresolved
-from esper_migrate.rewrite import RewriteError, apply_edits
 from esper_migrate.spec import MigrationSpec, load_spec
 
 
@@ -354,6 +353,8 @@ _Job = tuple[str, bytes, list[Edit], list[tuple[int, int]]]
 
 
 def _rewrite(job: _Job) -> tuple[str, bytes | None, str | None]:
+    from esper_migrate.rewrite import RewriteError, apply_edits  # libcst: only apply pays
+
     path, source, edits, regions = job
     try:
         return path, apply_edits(source, edits, regions), None

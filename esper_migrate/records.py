@@ -95,7 +95,10 @@ class Edit:
 
 @dataclass(frozen=True, slots=True)
 class Unresolved:
-    """A site the engine cannot change without guessing: left as it is and reported."""
+    """A site the engine cannot change without guessing: left as it is and reported.
+
+    ``col`` is 0-based like :class:`Edit`'s; findings (1-based) add one.
+    """
 
     path: str
     line: int
@@ -109,7 +112,7 @@ class Unresolved:
         return Finding(
             path=self.path,
             line=self.line,
-            col=self.col,
+            col=self.col + 1,
             code=self.code,
             message=message,
             tier=self.tier,
