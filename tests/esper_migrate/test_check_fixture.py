@@ -1,0 +1,108 @@
+"""`check` on the fixture codebases: exactly the planted findings on partial/, nothing on the
+look-alikes, a clean golden after/, and the rules' own flagged/not-flagged examples."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from esper_migrate.check import CheckOptions, run_check
+from esper_migrate.formats import OutputFormat
+from esper_migrate.rules_check import rule_modules
+
+HERE = Path(__file__).parent
+PHASE4 = HERE / "fixtures" / "phase4"
+Markers = tuple[dict[tuple[str, int], frozenset[str]], set[tuple[str, int]]]
+
+
+def _check_json(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[dict[str, object]]]:
+    monkeypatch.chdir(root)
+    out, err = io.StringIO(), io.StringIO()
+    code = run_check(
+        CheckOptions(paths=(Path("."),), fmt=OutputFormat.JSON, use_cache=False), out, err
+    )
+    assert code in (0, 1), err.getvalue()
+    return code, json.loads(out.getvalue())
+
+
+def test_partial_reports_exactly_the_planted_findings(
+    partial_markers: Markers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planted, lookalikes = partial_markers
+    assert planted, "the partial fixture has no planted markers"
+    code, rows = _check_json(PHASE4 / "partial", monkeypatch)
+    reported = {(str(r["path"]), int(r["line"]), str(r["code"])) for r in rows}  # type: ignore[call-overload]
+    expected = {(path, line, c) for (path, line), codes in planted.items() for c in codes}
+    on_lookalikes = {r for r in reported if (r[0], r[1]) in lookalikes}
+    assert not on_lookalikes, f"look-alikes flagged: {sorted(on_lookalikes)}"
+    assert sorted(expected - reported) == [], "planted findings missed"
+    assert sorted(reported - expected) == [], "findings that were not planted"
+    assert code == 1
+    for row in rows:  # each finding says what apply does, or why it cannot
+        assert row["fix"] or row["unfixable_reason"], row
+
+
+def test_golden_after_reports_only_what_apply_left_unresolved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """after/ is apply's output: every fixable finding is gone; what remains is exactly the
+    site apply reported as unresolved (the fixture keeps one on purpose), unfixable."""
+    from esper_migrate.engine import run_apply
+    from esper_migrate.spec import load_spec
+
+    code, rows = _check_json(PHASE4 / "after", monkeypatch)
+    unresolved = {
+        (Path(u.path).as_posix(), u.line) for u in run_apply(["."], load_spec()).unresolved
+    }
+    assert unresolved, "the golden fixture keeps one unresolved site"
+    assert {(r["path"], r["line"]) for r in rows} == unresolved
+    assert all(r["fix"] is None and r["unfixable_reason"] for r in rows), rows
+    assert {r["code"] for r in rows} <= {"EM001", "EM004"}
+    assert code == 1
+
+
+def test_before_reports_only_what_apply_fixes_or_explains(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, rows = _check_json(PHASE4 / "before", monkeypatch)
+    assert code == 1
+    codes = {r["code"] for r in rows}
+    assert {"EM001", "EM002"} <= codes
+
+
+# -- every check rule's own examples ------------------------------------------------------------
+
+_FLAG = re.compile(r"#\s*flagged\s*$")
+
+
+def _examples() -> list[tuple[str, ModuleType, str, bool]]:
+    cases = []
+    for module in rule_modules():
+        name = module.__name__.rsplit(".", 1)[-1]
+        for i, source in enumerate(module.FLAGGED):
+            cases.append((f"{name}-flagged-{i}", module, source, True))
+        for i, source in enumerate(module.NOT_FLAGGED):
+            cases.append((f"{name}-not-flagged-{i}", module, source, False))
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "flagged"),
+    [pytest.param(m, s, f, id=i) for i, m, s, f in _examples()],
+)
+def test_rule_examples(
+    module: ModuleType,
+    source: str,
+    flagged: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "example.py").write_text(source)
+    _, rows = _check_json(tmp_path, monkeypatch)
+    lines = {int(r["line"]) for r in rows if r["code"] == str(module.CODE)}  # type: ignore[call-overload]
+    expected = {i for i, text in enumerate(source.splitlines(), 1) if _FLAG.search(text)}
+    assert flagged == bool(expected), "flagged examples mark their lines with `# flagged`"
+    assert lines == expected
