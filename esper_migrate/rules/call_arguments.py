@@ -92,6 +92,34 @@ def act(net: FactoredRecurrentActorCritic, states):
 """,
         unresolved="no producer, transform or parameter",
     ),
+    Example(
+        # Look-alikes: an unrelated nn.Module's forward, and the old call kept on purpose
+        # inside pytest.raises(TypeError), are never touched.
+        before='''\
+import pytest
+from torch import nn
+
+
+class Encoder(nn.Module):
+    def forward(self, state, hidden=None):
+        return state
+
+
+class Model(nn.Module):
+    def __init__(self):
+        self.encoder = Encoder()
+
+    def run(self, signals):
+        states, bp = batch_obs_to_features(signals)
+        return self.encoder(states), self.encoder.forward(states, None)
+
+
+def test_old_call_fails(net: FactoredRecurrentActorCritic, signals):
+    states, bp = batch_obs_to_features(signals)
+    with pytest.raises(TypeError):
+        net.get_action(states)
+''',
+    ),
 ]
 
 
