@@ -95,7 +95,7 @@ def act(net: FactoredRecurrentActorCritic, states):
     Example(
         # Look-alikes: an unrelated nn.Module's forward, and the old call kept on purpose
         # inside pytest.raises(TypeError), are never touched.
-        before='''\
+        before="""\
 import pytest
 from torch import nn
 
@@ -118,7 +118,7 @@ def test_old_call_fails(net: FactoredRecurrentActorCritic, signals):
     states, bp = batch_obs_to_features(signals)
     with pytest.raises(TypeError):
         net.get_action(states)
-''',
+""",
     ),
 ]
 
