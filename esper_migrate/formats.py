@@ -98,6 +98,8 @@ def _edit_text(finding: Finding) -> str:
     if finding.fix is not None:
         return f"fix: {finding.fix}"
     reason = finding.unfixable_reason or "apply cannot derive a value here"
+    if reason.startswith(finding.message + "; "):  # the engine repeats the message: say it once
+        reason = reason[len(finding.message) + 2 :]
     return f"cannot fix: {reason}"
 
 

@@ -84,11 +84,18 @@ def check(ctx: CheckContext) -> list[Finding]:
                 ),
                 tier=call.tier,
                 fix=missing.fix if missing is not None else None,
-                unfixable_reason=(
-                    missing.unfixable_reason
-                    if missing is not None
-                    else f"apply plans no value for `{param}` at this call"
-                ),
+                unfixable_reason=_reason(missing, param),
             )
         )
     return found
+
+
+def _reason(missing: Finding | None, param: str) -> str | None:
+    """Why apply leaves the call: the engine's reason, with a positional suggestion (a
+    keyword cannot go between positional arguments)."""
+    if missing is not None and missing.fix is not None:
+        return None
+    why = f"apply plans no value for `{param}` at this call"
+    if missing is not None and missing.unfixable_reason:
+        why = missing.unfixable_reason.split("; suggested edit:")[0]
+    return f"{why}; suggested edit: insert the companion positionally right after the features"

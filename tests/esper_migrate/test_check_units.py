@@ -288,3 +288,11 @@ def test_corrupt_cache_is_ignored_and_repaired(tmp_path: Path) -> None:
     again.replace_findings("fp", {"a.py": ("h", [])})
     again.save()
     assert CheckCache(tmp_path, "s").unchanged_tree({"a.py": "h"}) == ({"a.py": []}, {})
+
+
+def test_text_says_the_engine_reason_once() -> None:
+    finding = _finding(
+        message="call lacks it", fix=None, unfixable_reason="call lacks it; suggested edit: x"
+    )
+    out = render([Reported(finding, fails=True)], OutputFormat.TEXT).splitlines()
+    assert out[1].strip() == "cannot fix: suggested edit: x"
