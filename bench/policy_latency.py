@@ -3,7 +3,8 @@
 Times ``LSTMPolicyBundle.get_action`` (no grad) at batch 1, 32 and 128, and
 ``evaluate_actions`` + backward over 32 envs x 25 steps. Side by side, in the same run, it
 times a rebuild of the original design (one nn.LSTM call per step with seq length 1, eight
-separate head MLPs, a ``torch.distributions.Categorical`` per head) and prints the ratios.
+separate head MLPs, a ``torch.distributions.Categorical`` per head) in alternating warm blocks
+and prints the ratios.
 
     python bench/policy_latency.py [--reps N]
 
@@ -41,21 +42,20 @@ def median_ms(fn: Callable[[], object], reps: int, warmup: int = 10) -> float:
 
 
 def paired_median_ms(
-    ours: Callable[[], object], theirs: Callable[[], object], reps: int, warmup: int = 10
+    ours: Callable[[], object], theirs: Callable[[], object], reps: int, block: int = 25
 ) -> tuple[float, float]:
-    """Medians of both, timed alternately so that load on a shared machine hits both alike."""
-    for _ in range(warmup):
-        ours()
-        theirs()
-    a, b = [], []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        ours()
-        t1 = time.perf_counter()
-        theirs()
-        t2 = time.perf_counter()
-        a.append(t1 - t0)
-        b.append(t2 - t1)
+    """Medians of both, timed in alternating blocks so that load on a shared machine hits both
+    alike, while each block still runs warm (a call right after the other policy would time
+    reloading weights into the cache, not the policy)."""
+    a: list[float] = []
+    b: list[float] = []
+    while len(a) < reps:
+        for fn, out in ((ours, a), (theirs, b)):
+            fn()  # re-warm after the other policy ran
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t0)
     return statistics.median(a) * 1e3, statistics.median(b) * 1e3
 
 

@@ -28,6 +28,8 @@ class Derivation:
 @dataclass
 class Failure:
     reason: str
+    #: A better suggested edit than the generic one, when the rule knows it.
+    suggestion: str | None = None
 
 
 Result = Derivation | Failure
@@ -65,15 +67,15 @@ def derive(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int = 0) -> Re
         binding = scope.lookup(expr.id, expr.lineno, expr.col_offset)
         if binding is None:
             return Failure(f"`{expr.id}` is not bound in this scope")
-        failures: list[str] = []
+        failures: list[Failure] = []
         for name_rule in _name_rules():
             result = name_rule(ctx, scope, expr, binding, depth)
             if isinstance(result, Derivation):
                 return result
             if isinstance(result, Failure):
-                failures.append(result.reason)
+                failures.append(result)
         if failures:
-            return Failure(failures[0])
+            return failures[0]
         return Failure(f"no producer, transform or parameter gives the companion of `{expr.id}`")
     for expr_rule in _expr_rules():
         result = expr_rule(ctx, scope, expr, depth)

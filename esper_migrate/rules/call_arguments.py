@@ -90,7 +90,7 @@ def act(net: FactoredRecurrentActorCritic, states):
 def act(net: FactoredRecurrentActorCritic, states):
     return net.get_action(states)
 """,
-        unresolved="no producer, transform or parameter",
+        unresolved="`states` is a parameter of `act`, which is not a target",
     ),
     Example(
         # Look-alikes: an unrelated nn.Module's forward, and the old call kept on purpose
@@ -178,7 +178,7 @@ def resolve_call(ctx: FileContext, scope: Scope, call: ast.Call) -> CallSite | N
             if definition is None:
                 return None
             return CallSite(call, owner, method, definition, Tier.RESOLVED, target.how == "storage")
-        return _by_name(ctx, call, method, method in storage_adds)
+        return _by_name(ctx, scope, call, method, method in storage_adds)
     # ``net(state)`` and ``self._network(state)``: __call__ of a target instance is forward.
     callee_type = ctx.expr_type(func, scope, line)
     if callee_type is not None and index.is_target(callee_type, "forward") is not None:
@@ -188,7 +188,9 @@ def resolve_call(ctx: FileContext, scope: Scope, call: ast.Call) -> CallSite | N
     return None
 
 
-def _by_name(ctx: FileContext, call: ast.Call, method: str, storage_add: bool) -> CallSite | None:
+def _by_name(
+    ctx: FileContext, scope: Scope, call: ast.Call, method: str, storage_add: bool
+) -> CallSite | None:
     new = ctx.spec.parameter.name
     keywords = [k.arg for k in call.keywords if k.arg is not None]
     if storage_add:
@@ -209,7 +211,11 @@ def _by_name(ctx: FileContext, call: ast.Call, method: str, storage_add: bool) -
         if binds(_without(params, new), len(call.args), [k for k in keywords if k != new]):
             return CallSite(call, None, method, fn, Tier.NAME, storage_add)
         if binds(params, len(call.args), keywords):
-            return CallSite(call, None, method, fn, Tier.NAME, storage_add)
+            # Binding only the new signature is evidence only when the argument is there
+            # (otherwise the first run, before the definition changed, would not have matched).
+            site = CallSite(call, None, method, fn, Tier.NAME, storage_add)
+            if has_argument(ctx, site, scope):
+                return site
     return None
 
 
@@ -287,7 +293,7 @@ def plan_call(ctx: FileContext, scope: Scope, site: CallSite) -> None:
             Code.MISSING_ARGUMENT,
             site.tier,
             f"call to {where} lacks `{new}` and {result.reason}",
-            f"pass `{new}=<companion of {ctx.text(features)}>` right after it",
+            result.suggestion or f"pass `{new}=<companion of {ctx.text(features)}>` right after it",
         )
         return
     positional = isinstance(after, int) and len(call.args) > after + 1

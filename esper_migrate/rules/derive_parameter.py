@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import Binding, FileContext, Scope
-from esper_migrate.flow import Derivation, Result
+from esper_migrate.flow import Derivation, Failure, Result
 from esper_migrate.index import _params
 from esper_migrate.rules import Example
 
@@ -33,8 +33,17 @@ class FactoredRecurrentActorCritic:
 
 def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: int) -> Result | None:
     fn = scope.function
-    if b.kind != "param" or fn is None or scope.target is None:
+    if b.kind != "param" or fn is None:
         return None
+    new = ctx.spec.parameter.name
+    if scope.target is None:
+        if b.line != fn.lineno:
+            return None  # a parameter of an enclosing function (closure)
+        return Failure(
+            f"`{name.id}` is a parameter of `{fn.name}`, which is not a target, and no producer "
+            "or test shape is in scope",
+            f"add `{new}` to `{fn.name}` after `{name.id}` and pass it on",
+        )
     params = [p for p in _params(fn, is_method=True)]
     info = {
         "name": fn.name,

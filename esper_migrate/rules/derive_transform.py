@@ -49,7 +49,7 @@ def rollout(net: FactoredRecurrentActorCritic, a, b):
     states = combine(a, b)
     return net.get_action(states)
 """,
-        unresolved="companion of `a`",
+        unresolved="`a` is a parameter of `rollout`",
     ),
 ]
 

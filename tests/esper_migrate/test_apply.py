@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from esper_migrate.cli import app
-from esper_migrate.engine import analyze, run_apply
+from esper_migrate.engine import analyze, migrate_sources, run_apply
 from esper_migrate.records import Code, Tier
 from esper_migrate.spec import SpecError, load_spec, parse_spec
 
@@ -115,6 +115,25 @@ def test_analyze_reports_missing_arguments_and_parameters_on_the_fixture() -> No
     assert len(after) == 1 and not after[0].fixable  # the one site apply leaves alone
 
 
+@pytest.mark.skipif(not (FIXTURE / "partial").is_dir(), reason="fixture not present")
+def test_partial_migration_is_repaired_and_a_second_run_changes_nothing() -> None:
+    sources = {
+        p.relative_to(FIXTURE / "partial").as_posix(): p.read_bytes()
+        for p in sorted((FIXTURE / "partial").rglob("*.py"))
+    }
+    first, unresolved, errors = migrate_sources(sources, SPEC)
+    assert not errors
+    changed = {p for p in sources if first[p] != sources[p]}
+    assert "src/esper/tamiyo/policy/heuristic_bundle.py" in changed  # the forgotten implementer
+    slid = first["src/esper/tamiyo/networks/factored_lstm.py"].decode()
+    assert "self(state, blueprint_indices, hidden, masks)" in slid  # the slid masks put back
+    assert [(u.path, u.code) for u in unresolved] == [
+        ("src/esper/simic/training/vectorized.py", Code.MISSING_ARGUMENT)
+    ]
+    second, _, _ = migrate_sources(first, SPEC)
+    assert second == first
+
+
 # -- CLI contract --------------------------------------------------------------------------
 
 
@@ -149,7 +168,7 @@ def test_unresolved_site_is_left_reported_and_exits_3(tmp_path: Path) -> None:
     assert code == 3, out
     assert (root / "a.py").read_text() == UNDERIVABLE
     assert "a.py:7:12: unresolved EM001" in out
-    assert "suggested edit: pass `blueprint_indices=<companion of x>`" in out
+    assert "suggested edit: add `blueprint_indices` to `act` after `x` and pass it on" in out
 
 
 def test_file_that_does_not_parse_is_reported_and_left_byte_identical(tmp_path: Path) -> None:
