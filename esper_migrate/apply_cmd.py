@@ -28,6 +28,11 @@ def _config(paths: list[str]) -> tuple[list[str], list[str], Path | None, Path |
     return targets, list(cfg.exclude), cfg.spec, cfg.root
 
 
+def _all_inside(paths: list[str], root: Path) -> bool:
+    resolved = root.resolve()
+    return resolved.is_dir() and all(Path(p).resolve().is_relative_to(resolved) for p in paths)
+
+
 def summary_text(result: ApplyResult, verb: str) -> str:
     lines = []
     for u in sorted(result.unresolved, key=lambda u: (u.path, u.line, u.col)):
@@ -74,7 +79,9 @@ def apply(
     try:
         targets, excludes, configured_spec, root = _config(paths or [])
         spec = load_spec(spec_file or configured_spec)
-        result = run_apply(targets, spec, excludes, jobs, exclude_root=root)
+        # The index is repository-wide: the project root informs it even for a single file.
+        context = [root] if root is not None and _all_inside(targets, root) else []
+        result = run_apply(targets, spec, excludes, jobs, exclude_root=root, context=context)
     except (SpecError, ConfigError, FileNotFoundError) as exc:
         typer.echo(f"esper-migrate: error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import contextlib
 import difflib
 import io
 import re
@@ -220,9 +221,23 @@ class Session:
         self.summaries.setdefault(path, summarize_tree(path, tree))
         return tree
 
+    def add_context_file(self, path: str, source: bytes) -> None:
+        """A file that informs the index but is never planned (outside the paths given)."""
+        if not self._prefilter.search(source):
+            return
+        try:
+            tree = ast.parse(decode(source), filename=path)
+        except (SyntaxError, ValueError, UnicodeDecodeError):
+            return  # not ours to report
+        self.summaries[path] = summarize_tree(path, tree)
+
     @property
     def candidates(self) -> list[str]:
         return [p for p in self.files if p in self.summaries and p not in self.errors]
+
+    @property
+    def analysed(self) -> int:
+        return len(self.candidates)
 
     @property
     def index(self) -> Index:
@@ -247,9 +262,14 @@ def load_session(
     spec: MigrationSpec,
     excludes: Iterable[str] = (),
     exclude_root: Path | None = None,
+    context: Sequence[str | Path] = (),
 ) -> Session:
+    """A session over the files under ``paths``; files under ``context`` (e.g. the project
+    root) that are not among them feed the index only (never planned or rewritten), so that
+    ``apply one_file.py`` still resolves types defined elsewhere in the repository."""
     session = Session(spec)
-    for path in discover(paths, excludes, exclude_root):
+    targets = discover(paths, excludes, exclude_root)
+    for path in targets:
         try:
             source = path.read_bytes()
         except OSError as exc:
@@ -257,6 +277,13 @@ def load_session(
             session.errors[str(path)] = f"cannot read: {exc.strerror}"
             continue
         session.add_file(str(path), source)
+    if context:
+        seen = {p.resolve() for p in targets}
+        for path in discover(context, excludes, exclude_root):
+            if path.resolve() in seen:
+                continue
+            with contextlib.suppress(OSError):
+                session.add_context_file(str(path), path.read_bytes())
     return session
 
 
@@ -370,9 +397,11 @@ def run_apply(
     excludes: Iterable[str] = (),
     jobs: int = 1,
     exclude_root: Path | None = None,
+    context: Sequence[str | Path] = (),
 ) -> ApplyResult:
-    """Plan and rewrite in memory (nothing is written here)."""
-    session = load_session(paths, spec, excludes, exclude_root)
+    """Plan and rewrite in memory (nothing is written here); ``context`` as in
+    :func:`load_session`."""
+    session = load_session(paths, spec, excludes, exclude_root, context)
     plans = session.plans()
     todo = [(p.path, session.sources[p.path], p.edits, p.regions) for p in plans if p.edits]
     if jobs > 1 and len(todo) > 1:

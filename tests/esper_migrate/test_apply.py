@@ -200,6 +200,23 @@ def test_gitignore_and_configured_excludes_are_respected(tmp_path: Path) -> None
     assert (root / "src/net.py").read_text() == NET_AFTER
 
 
+def test_one_file_is_resolved_against_the_whole_project(tmp_path: Path) -> None:
+    net = "class FactoredRecurrentActorCritic:\n    def get_action(self, state, hidden=None):\n"
+    net += "        return state\n"
+    caller = (
+        "from net import FactoredRecurrentActorCritic\n\n\n"
+        "class Agent:\n    policy: FactoredRecurrentActorCritic\n\n"
+        "    def act(self, signals):\n"
+        "        obs, bp = batch_obs_to_features(signals)\n"
+        "        return self.policy.get_action(obs, None)\n"
+    )
+    root = _tree(tmp_path, {"pyproject.toml": "", "net.py": net, "agent.py": caller})
+    code, out = _invoke("agent.py", cwd=root)
+    assert code == 0, out
+    assert "self.policy.get_action(obs, bp, None)" in (root / "agent.py").read_text()
+    assert (root / "net.py").read_text() == net  # only the paths given are rewritten
+
+
 def test_crlf_bom_and_latin1_are_preserved(tmp_path: Path) -> None:
     crlf = NET.replace("\n", "\r\n").encode()
     bom = codecs.BOM_UTF8 + NET.encode()
