@@ -30,7 +30,10 @@ def _config(paths: list[str]) -> tuple[list[str], list[str], Path | None, Path |
 
 def _all_inside(paths: list[str], root: Path) -> bool:
     resolved = root.resolve()
-    return resolved.is_dir() and all(Path(p).resolve().is_relative_to(resolved) for p in paths)
+    inside = [Path(p).resolve() for p in paths]
+    if not resolved.is_dir() or resolved in inside:  # the root itself is a target already
+        return False
+    return all(p.is_relative_to(resolved) for p in inside)
 
 
 def summary_text(result: ApplyResult, verb: str) -> str:
