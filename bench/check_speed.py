@@ -10,13 +10,15 @@ modules), then times, each as a fresh process from this venv:
   check);
 - `fixit lint <tree>` (a generic libcst lint framework with its default rules).
 Cold and warm are medians of --repeat runs; pylint and fixit run once (they are the slow
-ones). The last line is machine-readable:
+ones). Wall-clock seconds make the ratios; CPU seconds (all processes) are printed beside them
+because a busy machine stretches wall time. The last line is machine-readable:
 `speedup_vs_pylint: X speedup_vs_fixit: Y warm_s: Z`.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,10 +41,21 @@ def _tool(name: str) -> str:
     return found
 
 
+#: CPU seconds (user + sys) of the last _timed command and its children.
+_LAST_CPU = [0.0]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed(cmd: list[str], cwd: Path, ok: tuple[int, ...]) -> tuple[float, str]:
+    cpu = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    _LAST_CPU[0] = _children_cpu() - cpu
     if proc.returncode not in ok:
         sys.exit(
             f"check_speed: {' '.join(cmd)} exited {proc.returncode}\n"
@@ -82,19 +95,24 @@ def main() -> None:
         print(f"tree: {tree} ({n_files} files, {n_lines} lines)")
 
         check = [_tool("esper-migrate"), "check", ".", "--format", "json"]
-        cold_times = []
+        cold_times, cold_cpu = [], []
         for _ in range(args.repeat):
             _clear_caches(tree)
             elapsed, _ = _timed(check, tree, ok=(0, 1))
             cold_times.append(elapsed)
-        warm_times = []
+            cold_cpu.append(_LAST_CPU[0])
+        warm_times, warm_cpu = [], []
         for _ in range(max(args.repeat, 5)):
             elapsed, report = _timed(check, tree, ok=(0, 1))
             warm_times.append(elapsed)
+            warm_cpu.append(_LAST_CPU[0])
         findings = report.count('"code"')
         cold, warm = statistics.median(cold_times), statistics.median(warm_times)
-        print(f"esper-migrate check cold: {cold:8.3f} s  ({findings} findings)")
-        print(f"esper-migrate check warm: {warm:8.3f} s")
+        print(
+            f"esper-migrate check cold: {cold:8.3f} s  (cpu {statistics.median(cold_cpu):.2f} s; "
+            f"{findings} findings)"
+        )
+        print(f"esper-migrate check warm: {warm:8.3f} s  (cpu {statistics.median(warm_cpu):.2f} s)")
 
         pylint_s, pylint_out = _timed(
             [_tool("pylint"), "--disable=all", "--enable=E1120", "-j", "2", "."],
@@ -102,10 +120,13 @@ def main() -> None:
             ok=tuple(range(0, 64)),  # pylint's exit code is a bit field of message kinds
         )
         e1120 = pylint_out.count("E1120")
-        print(f"pylint E1120 -j 2:        {pylint_s:8.3f} s  ({e1120} findings)")
+        print(
+            f"pylint E1120 -j 2:        {pylint_s:8.3f} s  "
+            f"(cpu {_LAST_CPU[0]:.2f} s; {e1120} findings)"
+        )
 
         fixit_s, _ = _timed([_tool("fixit"), "lint", "."], tree, ok=tuple(range(0, 256)))
-        print(f"fixit lint:               {fixit_s:8.3f} s")
+        print(f"fixit lint:               {fixit_s:8.3f} s  (cpu {_LAST_CPU[0]:.2f} s)")
 
         print(
             f"speedup_vs_pylint: {pylint_s / cold:.1f} "

@@ -133,7 +133,7 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     from esper_migrate.config import load_config
     from esper_migrate.formats import Reported, render
 
-    cwd = Path.cwd()
+    cwd = Path(os.getcwd())
     for path in options.paths:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
@@ -211,36 +211,34 @@ def _discover(roots: list[Path], config: CheckConfig) -> list[Path]:
     return discover(roots, config.exclude, config.root if config.source is not None else None)
 
 
-def _key(path: Path, root: Path) -> str:
-    absolute = path.resolve()
-    try:
-        return absolute.relative_to(root).as_posix()
-    except ValueError:
-        return absolute.as_posix()
-
-
-def _display(path: Path, cwd: Path) -> str:
-    absolute = path if path.is_absolute() else cwd / path
-    try:
-        return absolute.relative_to(cwd).as_posix()
-    except ValueError:
-        return str(path)
+def _under(path: str, directory: str) -> str | None:
+    """``path`` relative to ``directory`` (posix), or None when it is not below it."""
+    prefix = directory.rstrip(os.sep) + os.sep
+    if path.startswith(prefix):
+        return path[len(prefix) :].replace(os.sep, "/")
+    return None
 
 
 def _read_sources(files: list[Path], root: Path, cwd: Path) -> list[_Source]:
+    # String arithmetic, not Path.resolve(): a warm run over a big tree is mostly this loop.
+    # (os.getcwd() and the config root are physical paths already.)
+    root_str, cwd_str = str(root), str(cwd)
     sources: list[_Source] = []
     seen: set[str] = set()
     for file in files:
-        key = _key(file, root)
+        absolute = os.path.normpath(os.path.join(cwd_str, file))
+        key = _under(absolute, root_str) or absolute
         if key in seen:
             continue
         seen.add(key)
         try:
-            data = file.read_bytes()
+            with open(absolute, "rb") as handle:
+                data = handle.read()
         except OSError as exc:
             raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        sources.append(_Source(key, _display(file, cwd), data, digest))
+        display = _under(absolute, cwd_str) or str(file)
+        sources.append(_Source(key, display, data, digest))
     return sources
 
 
