@@ -82,10 +82,11 @@ class CheckCache:
     # -- the warm path ---------------------------------------------------------------------
 
     def unchanged_tree(
-        self, hashes: dict[str, str]
+        self, hashes: dict[str, str], targets: set[str]
     ) -> tuple[dict[str, list[Finding]], dict[str, str]] | None:
-        """All cached findings (and the files that did not parse) if exactly these files with
-        exactly these contents were checked last time (so the index is the same), else None."""
+        """The cached findings of ``targets`` (and the files that did not parse) if exactly
+        these files (targets and index-only context) with exactly these contents were seen last
+        time, so that the index is the same, and every target was checked then; else None."""
         if not self.enabled or self._fingerprint is None or len(hashes) != len(self._findings):
             return None
         result: dict[str, list[Finding]] = {}
@@ -93,7 +94,10 @@ class CheckCache:
             entry = self._findings.get(path)
             if entry is None or entry[0] != digest:
                 return None
-            result[path] = [finding_from_json(path, row) for row in entry[1]]
+            if path in targets:
+                if entry[1] is None:
+                    return None  # it was index-only context last time
+                result[path] = [finding_from_json(path, row) for row in entry[1]]
         return result, dict(self._errors)
 
     # -- per-file entries ------------------------------------------------------------------
@@ -124,26 +128,32 @@ class CheckCache:
         if not self.enabled or fingerprint != self._fingerprint:
             return None
         entry = self._findings.get(path)
-        if entry is None or entry[0] != digest:
+        if entry is None or entry[0] != digest or entry[1] is None:
             return None
         return [finding_from_json(path, row) for row in entry[1]]
 
     def replace_findings(
         self,
         fingerprint: str,
-        per_file: dict[str, tuple[str, list[Finding]]],
+        per_file: dict[str, tuple[str, list[Finding] | None]],
         errors: dict[str, str] | None = None,
     ) -> None:
-        """Record the findings of a whole run (path -> (content hash, findings)) and the files
-        that did not parse (path -> message)."""
+        """Record a whole run: path -> (content hash, findings, or None for a file that only
+        fed the index), and the files that did not parse (path -> message). Findings of an
+        index-only file that are still valid (same content, same index) are kept."""
         if not self.enabled:
             return
+        old, old_fingerprint = self._findings, self._fingerprint
         self._fingerprint = fingerprint
         self._errors = dict(errors or {})
-        self._findings = {
-            path: [digest, [finding_to_json(f) for f in found]]
-            for path, (digest, found) in per_file.items()
-        }
+        self._findings = {}
+        for path, (digest, found) in per_file.items():
+            rows: list[object] | None = None
+            if found is not None:
+                rows = [finding_to_json(f) for f in found]
+            elif fingerprint == old_fingerprint and path in old and old[path][0] == digest:
+                rows = old[path][1]
+            self._findings[path] = [digest, rows]
         self._dirty_findings = True
 
     def prune_summaries(self, live: set[str]) -> None:

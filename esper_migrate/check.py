@@ -19,7 +19,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -65,6 +65,8 @@ class _Source:
     display: str  # what the report shows: relative to the cwd when below it
     data: bytes
     digest: str
+    #: Outside the paths given: feeds the index, never checked or reported.
+    context: bool = False
 
 
 def check_command(
@@ -149,13 +151,22 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     spec_path = options.spec or config.spec
     spec_bytes = _spec_bytes(spec_path)
 
-    sources = _read_sources(_discover(roots, config), config.root, cwd)
+    targets = _discover(roots, config)
+    sources = _read_sources(targets, config.root, cwd)
+    if _inside(roots, config.root):
+        # The rest of the project feeds the index (never reported), as for apply: checking
+        # one file still resolves the classes defined elsewhere.
+        known = {s.key for s in sources}
+        context = _read_sources(_discover([config.root], config), config.root, cwd)
+        sources.extend(replace(s, context=True) for s in context if s.key not in known)
     cache = CheckCache(
         config.root,
         hashlib.blake2b(spec_bytes, digest_size=16).hexdigest(),
         enabled=options.use_cache,
     )
-    warm = cache.unchanged_tree({s.key: s.digest for s in sources})
+    warm = cache.unchanged_tree(
+        {s.key: s.digest for s in sources}, {s.key for s in sources if not s.context}
+    )
     if warm is None:
         per_file, errors = _analyze(sources, spec_path, cache, options.jobs or _cpus())
         cache.save()
@@ -209,6 +220,13 @@ def _discover(roots: list[Path], config: CheckConfig) -> list[Path]:
 
     # Excludes are relative to the project root (the pyproject.toml), as for apply.
     return discover(roots, config.exclude, config.root if config.source is not None else None)
+
+
+def _inside(roots: list[Path], root: Path) -> bool:
+    """Whether every path given lies below the project root without being the root."""
+    resolved = [os.path.realpath(r) for r in roots]
+    top = str(root)
+    return top not in resolved and all(_under(r, top) is not None for r in resolved)
 
 
 def _under(path: str, directory: str) -> str | None:
@@ -354,17 +372,18 @@ def _analyze(
         cache.store_summary(source.key, source.digest, summary)
         summaries[source.key] = summary
     cache.prune_summaries(set(summaries))
-    errors = {key: str(s["error"]) for key, s in summaries.items() if s["error"]}
+    checked = {s.key for s in sources if not s.context}
+    errors = {k: str(s["error"]) for k, s in summaries.items() if s["error"] and k in checked}
     ordered = {key: summaries[key] for key in sorted(summaries)}
     fingerprint = hashlib.blake2b(
         json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
     ).hexdigest()
     index = Index.build(ordered.values(), spec)
 
-    result: dict[str, list[Finding]] = {s.key: [] for s in sources}
+    result: dict[str, list[Finding]] = {s.key: [] for s in sources if not s.context}
     todo = []
     for source in candidates:
-        if source.key in errors:
+        if source.context or source.key in errors:
             continue
         cached_findings = cache.findings(source.key, source.digest, fingerprint)
         if cached_findings is None:
@@ -377,7 +396,9 @@ def _analyze(
             result[source.key] = found
     finally:
         _SHARED.clear()
-    cache.replace_findings(fingerprint, {s.key: (s.digest, result[s.key]) for s in sources}, errors)
+    cache.replace_findings(
+        fingerprint, {s.key: (s.digest, result.get(s.key)) for s in sources}, errors
+    )
     return result, errors
 
 

@@ -277,3 +277,21 @@ def test_baseline_from_the_config(project: Path) -> None:
     assert _run("--write-baseline")[0] == 0
     assert (project / "legacy.json").is_file()
     assert _run()[0] == 0
+
+
+def test_checking_one_file_resolves_through_the_whole_project(project: Path) -> None:
+    (project / "pkg" / "other.py").write_text(
+        "from pkg.net import FactoredRecurrentActorCritic\n\n\n"
+        "def act(net: FactoredRecurrentActorCritic, obs):\n    return net.get_action(obs)\n"
+    )
+    code, out, _ = _run("pkg/rollout.py", "--format", "json")
+    rows = json.loads(out)
+    assert code == 1
+    assert {(r["path"], r["code"], r["tier"]) for r in rows} == {
+        ("pkg/rollout.py", "EM006", "resolved"),
+        ("pkg/rollout.py", "EM001", "resolved"),  # the class lives in pkg/net.py (context)
+    }
+    assert _run("pkg/rollout.py", "--format", "json")[1] == out  # warm: the same
+    # The whole tree afterwards: other.py was only context before, now it is checked.
+    rows = json.loads(_run("--format", "json")[1])
+    assert ("pkg/other.py", "EM001") in {(r["path"], r["code"]) for r in rows}

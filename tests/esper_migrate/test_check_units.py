@@ -252,7 +252,7 @@ def test_missing_or_foreign_baseline_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_cache_round_trip_and_invalidation(tmp_path: Path) -> None:
     cache = CheckCache(tmp_path, "spec1")
-    assert cache.unchanged_tree({"a.py": "h1"}) is None
+    assert cache.unchanged_tree({"a.py": "h1"}, {"a.py"}) is None
     cache.store_summary("a.py", "h1", {"classes": ["Net"]})
     found = _finding(path="a.py")
     cache.replace_findings(
@@ -262,18 +262,19 @@ def test_cache_round_trip_and_invalidation(tmp_path: Path) -> None:
     assert (tmp_path / ".esper_migrate_cache" / ".gitignore").read_text().endswith("*\n")
 
     warm = CheckCache(tmp_path, "spec1")
-    assert warm.unchanged_tree({"a.py": "h1", "b.py": "h2"}) == (
+    both = {"a.py", "b.py"}
+    assert warm.unchanged_tree({"a.py": "h1", "b.py": "h2"}, both) == (
         {"a.py": [found], "b.py": []},
         {"b.py": "does not parse"},
     )
-    assert warm.unchanged_tree({"a.py": "h1", "b.py": "CHANGED"}) is None
-    assert warm.unchanged_tree({"a.py": "h1"}) is None  # a deleted file changes the index
+    assert warm.unchanged_tree({"a.py": "h1", "b.py": "CHANGED"}, both) is None
+    assert warm.unchanged_tree({"a.py": "h1"}, {"a.py"}) is None  # a deleted file: new index
     assert warm.summary("a.py", "h1") == {"classes": ["Net"]}
     assert warm.summary("a.py", "other") is None
     assert warm.findings("a.py", "h1", "fp") == [found]
     assert warm.findings("a.py", "h1", "other-index") is None
     # Another spec (or tool version) never sees these entries.
-    assert CheckCache(tmp_path, "spec2").unchanged_tree({"a.py": "h1", "b.py": "h2"}) is None
+    assert CheckCache(tmp_path, "spec2").unchanged_tree({"a.py": "h1", "b.py": "h2"}, both) is None
     assert CheckCache(tmp_path, "spec1", enabled=False).summary("a.py", "h1") is None
 
 
@@ -284,10 +285,10 @@ def test_corrupt_cache_is_ignored_and_repaired(tmp_path: Path) -> None:
     for file in (tmp_path / ".esper_migrate_cache").glob("*.json"):
         file.write_text("{not json")
     again = CheckCache(tmp_path, "s")
-    assert again.unchanged_tree({"a.py": "h"}) is None
+    assert again.unchanged_tree({"a.py": "h"}, {"a.py"}) is None
     again.replace_findings("fp", {"a.py": ("h", [])})
     again.save()
-    assert CheckCache(tmp_path, "s").unchanged_tree({"a.py": "h"}) == ({"a.py": []}, {})
+    assert CheckCache(tmp_path, "s").unchanged_tree({"a.py": "h"}, {"a.py"}) == ({"a.py": []}, {})
 
 
 def test_text_says_the_engine_reason_once() -> None:
@@ -296,3 +297,17 @@ def test_text_says_the_engine_reason_once() -> None:
     )
     out = render([Reported(finding, fails=True)], OutputFormat.TEXT).splitlines()
     assert out[1].strip() == "cannot fix: suggested edit: x"
+
+
+def test_index_only_files_are_never_served_as_checked(tmp_path: Path) -> None:
+    found = _finding(path="b.py")
+    cache = CheckCache(tmp_path, "s")
+    cache.replace_findings("fp", {"a.py": ("h1", []), "b.py": ("h2", [found])})
+    # A run over a.py only: b.py feeds the index (None), its findings stay valid and kept.
+    cache.replace_findings("fp", {"a.py": ("h1", []), "b.py": ("h2", None)})
+    hashes = {"a.py": "h1", "b.py": "h2"}
+    assert cache.unchanged_tree(hashes, {"a.py"}) == ({"a.py": []}, {})
+    assert cache.unchanged_tree(hashes, {"a.py", "b.py"}) == ({"a.py": [], "b.py": [found]}, {})
+    cache.replace_findings("other-index", {"a.py": ("h1", []), "b.py": ("h2", None)})
+    assert cache.unchanged_tree(hashes, {"a.py", "b.py"}) is None
+    assert cache.findings("b.py", "h2", "other-index") is None
