@@ -62,6 +62,8 @@ ACCURACY_NOISE: Final = 0.03
 # Episode start: slots may already hold seeds planted by an earlier phase (the agent must judge
 # them), and only a few blueprints are offered for germination in each episode.
 PREPLANT_PROB: Final = 0.9
+#: Alpha targets (indices into ALPHA_TARGETS) a pre-planted seed may hold.
+PREPLANT_TARGETS: Final[tuple[int, ...]] = (1, 2)
 PREPLANT_MAX_AGE: Final = 6
 AVAILABLE_BLUEPRINTS: Final = 2
 
@@ -89,11 +91,24 @@ def quality_table(num_slots: int) -> torch.Tensor:
     return torch.where(q < 0, HARM_FACTOR * q, q)
 
 
+def offer_pool(quality: torch.Tensor, min_size: int) -> torch.Tensor:
+    """Blueprints the library offers for germination: those that help in every slot (the
+    library is vetted; harmful seeds only come from the earlier phase), at least ``min_size``
+    of them, the least harmful first when too few help everywhere."""
+    worst = quality.min(1).values
+    order = worst.argsort(descending=True)
+    size = max(int((worst > 0).sum()), min_size)
+    return order[:size].sort().values
+
+
 def style_fit_table() -> torch.Tensor:
     """``[NUM_BLUEPRINTS, 4]`` multiplier of a blueprint's contribution per germination style:
-    1.0 for its preferred style, 0.5..0.9 for the others."""
+    1.0 for its preferred style, 0.8..0.95 for the others.
+
+    Mild on purpose: a factored policy samples style and blueprint independently, so it cannot
+    match the two exactly at germination; a large style effect would mostly measure that."""
     g = _generator(100)
-    fit = 0.5 + 0.4 * torch.rand(NUM_BLUEPRINTS, 4, generator=g)
+    fit = 0.8 + 0.15 * torch.rand(NUM_BLUEPRINTS, 4, generator=g)
     preferred = torch.randint(0, 4, (NUM_BLUEPRINTS,), generator=g)
     fit[torch.arange(NUM_BLUEPRINTS), preferred] = 1.0
     return fit

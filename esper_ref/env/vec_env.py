@@ -166,6 +166,8 @@ class SlotLifecycleVecEnv:
         dev = self.device
         self.quality = T.quality_table(num_slots).to(dev)
         self.style_fit = T.style_fit_table().to(dev)
+        self._pool = T.offer_pool(self.quality, available_blueprints).to(dev)
+        self._preplant_targets = torch.tensor(T.PREPLANT_TARGETS, device=dev)
         self.synergy = T.synergy_table().to(dev)
         self._curve_flat = T.curve_table().reshape(-1).to(dev)
         self._allowed = _allowed_stage_table().to(dev)
@@ -217,7 +219,8 @@ class SlotLifecycleVecEnv:
         blueprint = torch.where(occupied, self._randint(0, NUM_BLUEPRINTS, k, s), -1)
         style = self._randint(0, 4, k, s) * occupied
         tempo = self._randint(0, 3, k, s) * occupied
-        target = self._alpha_targets[self._randint(0, 3, k, s)] * occupied
+        which = self._preplant_targets[self._randint(0, len(T.PREPLANT_TARGETS), k, s)]
+        target = self._alpha_targets[which] * occupied
         blend_total = self._tempo_epochs[tempo]
         blend_step = (self._rand(k, s) * (blend_total - 1)).long() + 1
         blending = stage == Stage.BLENDING
@@ -264,7 +267,8 @@ class SlotLifecycleVecEnv:
             self._row[key][idx] = value
         noise = torch.randn((k, NUM_BLUEPRINTS, s), generator=self._gen, device=dev)
         self._q_ep[idx] = self.quality + T.EPISODE_QUALITY_NOISE * noise
-        offered = self._rand(k, NUM_BLUEPRINTS).topk(self.available_blueprints, dim=1).indices
+        pick = self._rand(k, self._pool.shape[0]).topk(self.available_blueprints, dim=1).indices
+        offered = self._pool[pick]
         avail = torch.zeros(k, NUM_BLUEPRINTS, dtype=torch.bool, device=dev)
         self._avail[idx] = avail.scatter_(1, offered, True)
 
@@ -310,6 +314,12 @@ class SlotLifecycleVecEnv:
         stage_sel = S["stage"][rows, slot]
         ok = self._allowed[stage_sel, op] & ((op != Op.GERMINATE) | self._avail[rows, bp_a])
         executed = torch.where(ok, op, Op.WAIT)
+
+        # Each offered blueprint can be planted once per episode.
+        planted = torch.zeros_like(self._avail).scatter_(
+            1, bp_a[:, None], (executed == Op.GERMINATE)[:, None]
+        )
+        self._avail = self._avail & ~planted
 
         sel = self._slot_range[None, :] == slot[:, None]
         acts = sel & (executed != Op.WAIT)[:, None]
@@ -460,11 +470,15 @@ class SlotLifecycleVecEnv:
 
     def _masks(self) -> dict[str, Tensor]:
         n = self.num_envs
+        offers_left = self._avail.any(1)
         op_slot = self._allowed[self._slot["stage"]]  # [n, S, ops]
+        op_slot[..., Op.GERMINATE] &= offers_left[:, None]
         op_mask = op_slot.any(1)
+        # A head whose choice cannot matter in this state allows everything (>= 1 allowed).
         slot_mask = op_slot[:, :, 1:].any(2)
         slot_mask = slot_mask | ~slot_mask.any(1, keepdim=True)
-        masks = {"op": op_mask, "slot": slot_mask, "blueprint": self._avail.clone()}
+        blueprint_mask = self._avail | ~offers_left[:, None]
+        masks = {"op": op_mask, "slot": slot_mask, "blueprint": blueprint_mask}
         for h in HEAD_NAMES[3:]:
             masks[h] = torch.ones(n, self.head_sizes[h], dtype=torch.bool, device=self.device)
         return masks

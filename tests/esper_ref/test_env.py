@@ -151,6 +151,25 @@ def test_jointly_invalid_combination_falls_back_to_wait() -> None:
     assert info["executed_op"][0] == Op.ADVANCE
 
 
+def test_each_offered_blueprint_is_planted_at_most_once() -> None:
+    env = SlotLifecycleVecEnv(num_envs=1, num_slots=3, seed=0, preplant_prob=0.0)
+    obs = env.reset()
+    offered = obs.masks["blueprint"][0].nonzero().flatten().tolist()
+    assert len(offered) == T.AVAILABLE_BLUEPRINTS
+    for slot, b in enumerate(offered):
+        assert obs.masks["op"][0, Op.GERMINATE]
+        obs, _, _, _, info = env.step(_actions(1, op=Op.GERMINATE, slot=slot, blueprint=b))
+        assert info["executed_op"][0] == Op.GERMINATE
+        assert not env.hidden_state()["avail"][0, b]
+    # Offers spent: GERMINATE is masked out although a slot is empty, and the blueprint head
+    # (irrelevant now) allows everything rather than nothing.
+    assert bool((obs.blueprint_indices[0] == -1).any())
+    assert not obs.masks["op"][0, Op.GERMINATE]
+    assert bool(obs.masks["blueprint"].all())
+    _, _, _, _, info = env.step(_actions(1, op=Op.GERMINATE, slot=2, blueprint=offered[0]))
+    assert info["executed_op"][0] == Op.WAIT
+
+
 def test_reward_by_hand_and_fossilizing_everything_terminates() -> None:
     L = 25
     env = SlotLifecycleVecEnv(num_envs=1, num_slots=1, episode_length=L, preplant_prob=0.0)
