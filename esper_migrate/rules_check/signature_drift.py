@@ -2,11 +2,12 @@
 
 For every protocol of the spec and each of its target members, the group is the protocol's
 definition plus the definition in every implementer: classes that inherit from the protocol
-(tier ``resolved``) and classes that define every target member of it (tier ``name``, a
-structural implementer such as a second bundle nobody registered). When the group does not
-agree on the new parameter (present or not, and at which position), each definition that
-deviates from the migrated signature (the parameter right after the features) is flagged:
-code typed against the protocol calls them all the same way, and one of them breaks.
+(tier ``resolved``) and classes that define every target member of it (a structural
+implementer such as a second bundle nobody registered: tier ``resolved`` where the index matched
+the member's signature, else ``name``). When the group does not agree on the new parameter
+(present or not, and at which position), each definition that deviates from the migrated
+signature (the parameter right after the features) is flagged: code typed against the protocol
+calls them all the same way, and one of them breaks.
 
 Only the new parameter is compared: implementers that add their own optional parameters are
 not drift for this migration.
@@ -89,6 +90,12 @@ def _implements(index: Index, info: ClassInfo, protocol: str, members: list[str]
     return None
 
 
+def _member_tier(index: Index, info: ClassInfo, member: str, tier: Tier) -> Tier:
+    if tier is Tier.NAME and index.is_target(info["name"], member) is not None:
+        return Tier.RESOLVED
+    return tier
+
+
 #: (class, method) -> (its tier, the group it belongs to, the protocol's name).
 _Drift = dict[tuple[str, str], tuple[Tier, list[tuple[ClassInfo, FunctionInfo, Tier]], str]]
 
@@ -116,7 +123,9 @@ def _drift_table(index: Index, param: str, expected: int) -> _Drift:
                 (proto_info, proto_info["methods"][member], Tier.RESOLVED)
             ]
             group.extend(
-                (info, info["methods"][member], tier)
+                # A structural implementer whose member the index already resolved as a target
+                # (same signature up to the new parameter) is as certain as a subclass.
+                (info, info["methods"][member], _member_tier(index, info, member, tier))
                 for info, tier in implementers
                 if member in info["methods"]
             )
@@ -182,7 +191,7 @@ def _finding(
     if position is None and len(positional) > after:
         annotation = ctx.spec.parameter.annotation
         spelled = f"{param}: {annotation}" if annotation else param
-        fix: str | None = f"add parameter `{spelled}` after `{positional[after]['name']}`"
+        fix: str | None = f"insert parameter `{spelled}` after `{positional[after]['name']}`"
         reason = None
     else:
         fix = None

@@ -163,7 +163,9 @@ def _check_class(ctx: CheckContext, cls: ast.ClassDef, storage: StorageSpec) -> 
                     ctx,
                     add,
                     f"{where}.{add.name}() takes the features but no `{param}` parameter",
-                    f"add parameter `{_annotated(ctx)}` after `{features}`" if features else None,
+                    f"insert parameter `{_annotated(ctx)}` after `{features}`"
+                    if features
+                    else None,
                     None if features else "no features parameter found to place it after",
                 )
             )
