@@ -6,8 +6,9 @@ one repository index, per-file findings (the engine's EM001/EM002 and the check 
 EM003-EM006, cached by content and index fingerprint), suppression comments, the baseline,
 and the report. Exit codes: 0 clean, 1 failing findings, 2 usage or internal error.
 
-Imports of the engine (pydantic, libcst) are deferred to the cold path: a warm check pays only
-for the interpreter, typer and hashing the files.
+The engine (and pydantic, for the spec) is imported on the cold path only: a warm check pays for
+the interpreter, typer, discovery and hashing the files. A cold run spreads the parsing and
+planning over forked workers (``--jobs``). Never imports torch; libcst is apply's alone.
 """
 
 from __future__ import annotations
@@ -435,8 +436,3 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(f)
     return out
-
-
-def main() -> None:  # pragma: no cover - `python -m esper_migrate.check` for debugging
-    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
-    typer.run(check_command)
