@@ -38,7 +38,7 @@ MAX_BLEND_EPOCHS: Final = 8
 #: Largest |quality| of a blueprint in a slot, per epoch, fully blended and mature.
 QUALITY_SCALE: Final = 0.25
 #: Negative qualities are scaled by this.
-HARM_FACTOR: Final = 1.6
+HARM_FACTOR: Final = 2.5
 #: Maturity m = 1 - exp(-age / MATURITY_EPOCHS): young seeds contribute (and harm) less.
 MATURITY_EPOCHS: Final = 3.0
 #: Per-epoch cost of a live, not yet fossilized seed (it trains beside the host).
@@ -48,7 +48,7 @@ GERMINATE_COST: Final = 0.02
 #: Blend shock: moving alpha by d in one epoch costs SHOCK * d**2 (instant moves are costly).
 SHOCK: Final = 0.3
 #: Host collapse: total seed contribution below this ends the episode (terminated).
-COLLAPSE_THRESHOLD: Final = -0.3
+COLLAPSE_THRESHOLD: Final = -0.5
 COLLAPSE_PENALTY: Final = 1.0
 #: Std of the per-episode perturbation of the compatibility table (hidden).
 EPISODE_QUALITY_NOISE: Final = 0.03
