@@ -87,8 +87,8 @@ def _scopes(tree: ast.Module) -> list[ast.AST]:
 
 
 def check(ctx: CheckContext) -> list[Finding]:
-    if not any(name in ctx.source for name in ctx.index.producers):
-        return []  # no producer or wrapper is even mentioned: nothing to walk
+    if not ctx.plan.edits or not any(name in ctx.source for name in ctx.index.producers):
+        return []  # nothing planned (so no companion is needed), or no producer mentioned
     found: list[Finding] = []
     for scope in _scopes(ctx.tree):
         nodes = list(walk_scope(scope))

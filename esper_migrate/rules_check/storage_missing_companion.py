@@ -11,7 +11,13 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.records import Code, Finding, Tier
-from esper_migrate.rules_check import CheckContext, classes_in, self_attribute, walk_scope
+from esper_migrate.rules_check import (
+    CheckContext,
+    classes_in,
+    per_index,
+    self_attribute,
+    walk_scope,
+)
 from esper_migrate.spec import StorageSpec
 
 CODE = Code.STORAGE_MISSING_COMPANION
@@ -71,10 +77,18 @@ class ReplayMemory:  # not a storage class of the spec: a look-alike
 def check(ctx: CheckContext) -> list[Finding]:
     if not ctx.spec.storage:
         return []
+    index = ctx.index
+
+    def every_storage_class() -> dict[str, StorageSpec]:
+        return {
+            name: storage for name in index.classes if (storage := index.storage(name)) is not None
+        }
+
+    known = per_index(index, "storage_classes", every_storage_class)
     storages = {
-        info["name"]: storage
-        for info in classes_in(ctx.index, ctx.path)
-        if (storage := ctx.index.storage(info["name"])) is not None
+        info["name"]: known[info["name"]]
+        for info in classes_in(index, ctx.path)
+        if info["name"] in known
     }
     if not storages:
         return []
