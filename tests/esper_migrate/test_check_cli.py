@@ -295,3 +295,27 @@ def test_checking_one_file_resolves_through_the_whole_project(project: Path) -> 
     # The whole tree afterwards: other.py was only context before, now it is checked.
     rows = json.loads(_run("--format", "json")[1])
     assert ("pkg/other.py", "EM001") in {(r["path"], r["code"]) for r in rows}
+
+
+def test_a_custom_spec_threads_another_parameter(project: Path) -> None:
+    (project / "phase5.toml").write_text(
+        '[parameter]\nname = "op_mask"\nannotation = "torch.Tensor"\n\n'
+        '[[targets]]\nname = "Actor"\nkind = "class"\nmethods = ["act"]\n\n'
+        '[[producers]]\nname = "make_obs"\n'
+    )
+    (project / "pkg" / "actor.py").write_text(
+        "class Actor:\n    def act(self, obs, op_mask, hidden=None):\n        return obs\n\n\n"
+        "def make_obs(env):\n    return env, env\n\n\n"
+        "def step(actor: Actor, env):\n    obs, mask = make_obs(env)\n"
+        "    return actor.act(obs, hidden=None)\n"
+    )
+    code, out, _ = _run("--spec", "phase5.toml", "--format", "json")
+    rows = json.loads(out)
+    assert code == 1
+    assert [(r["path"], r["line"], r["code"]) for r in rows] == [
+        ("pkg/actor.py", 11, "EM006"),  # `mask` unpacked and never used
+        ("pkg/actor.py", 12, "EM001"),
+    ]
+    assert "op_mask=mask" in rows[1]["fix"]
+    # The same tree under the built-in spec: nothing about op_mask.
+    assert "op_mask" not in _run("--format", "json")[1]
