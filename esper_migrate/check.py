@@ -310,7 +310,11 @@ def _map(job: Callable[[int], _R], count: int, jobs: int) -> list[_R]:
     """
     import multiprocessing
 
-    if jobs <= 1 or count < _MIN_PARALLEL or "fork" not in multiprocessing.get_all_start_methods():
+    sequential = (
+        jobs <= 1 or count < _MIN_PARALLEL or "fork" not in multiprocessing.get_all_start_methods()
+    )
+    _SHARED["in_process"] = sequential
+    if sequential:
         return [job(i) for i in range(count)]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
         return pool.map(job, range(count), chunksize=max(1, count // (jobs * 8)))
@@ -328,7 +332,7 @@ def _summary_job(i: int) -> FileSummary:
 
     source: _Source = _SHARED["todo"][i]
     try:
-        _, tree = _parse(source)
+        text, tree = _parse(source)
     except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
         return FileSummary(
             path=source.key,
@@ -337,6 +341,8 @@ def _summary_job(i: int) -> FileSummary:
             functions={},
             error=f"does not parse: {type(exc).__name__}: {exc}",
         )
+    if _SHARED["in_process"]:  # keep the tree for the findings stage (a worker's is lost)
+        _SHARED.setdefault("trees", {})[source.key] = (text, tree)
     return summarize_tree(source.key, tree)
 
 
@@ -346,12 +352,13 @@ def _findings_job(i: int) -> list[Finding]:
 
     source: _Source = _SHARED["todo"][i]
     index: Index = _SHARED["index"]
-    text = decode(source.data)
+    parsed: tuple[str, ast.Module] | None = _SHARED.get("trees", {}).pop(source.key, None)
+    text = parsed[0] if parsed is not None else decode(source.data)
     if not index.relevance.search(text) and not classes_in(index, source.key):
         # The engine plans nothing here and no check rule has a class to look at: skip the
         # parse (a third of the candidate files of a typical tree).
         return []
-    tree = ast.parse(text, filename=source.key)
+    tree = parsed[1] if parsed is not None else ast.parse(text, filename=source.key)
     return file_findings(source.key, text, tree, index, _SHARED["spec"])
 
 
