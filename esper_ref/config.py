@@ -29,17 +29,17 @@ class TrainConfig:
     torch_threads: int | None = 1
     """CPU threads for torch (``torch.set_num_threads``); one is fastest for these small
     networks. ``None`` leaves torch's setting alone."""
-    total_steps: int = 200_000
+    total_steps: int = 300_000
     """Environment steps (summed over all envs) to train for."""
     # Environment
     num_envs: int = 16
     num_slots: int = 3
     episode_length: int = 25
     # Policy size
-    feature_dim: int = 64
-    lstm_hidden_dim: int = 64
-    head_hidden_dim: int = 64
-    value_hidden_dim: int = 64
+    feature_dim: int = 128
+    lstm_hidden_dim: int = 128
+    head_hidden_dim: int = 128
+    value_hidden_dim: int = 128
     # Rollout
     num_steps: int = 50
     """Steps per env per update (one rollout); the buffer holds ``num_envs x num_steps``."""
@@ -55,10 +55,10 @@ class TrainConfig:
     # PPO
     learning_rate: float = 2.5e-3
     anneal_lr: bool = True
-    gamma: float = 0.99
+    gamma: float = 0.95
     gae_lambda: float = 0.95
-    update_epochs: int = 4
-    num_minibatches: int = 4
+    update_epochs: int = 8
+    num_minibatches: int = 8
     """Minibatches per epoch, formed by env (an env's whole rollout stays in one minibatch);
     at most one per env."""
     clip_coef: float = 0.2

@@ -165,19 +165,18 @@ def test_ablation_hides_blueprints_from_the_policy() -> None:
 
 @pytest.mark.slow
 def test_short_training_run_improves_the_return() -> None:
+    # The default recipe with a smaller network: 30 updates, 24k env steps.
     cfg = TrainConfig(
-        num_envs=16,
-        num_steps=50,
-        total_steps=16 * 50 * 16,
-        feature_dim=32,
-        lstm_hidden_dim=32,
-        head_hidden_dim=32,
-        value_hidden_dim=32,
+        total_steps=16 * 50 * 30,
+        feature_dim=64,
+        lstm_hidden_dim=64,
+        head_hidden_dim=64,
+        value_hidden_dim=64,
         seed=0,
     )
     trainer = Trainer(cfg)
     rows: list[dict[str, float]] = []
     trainer.train(on_update=rows.append)
-    early = sum(r["episode_return_mean"] for r in rows[:2]) / 2
-    late = sum(r["episode_return_mean"] for r in rows[-3:]) / 3
-    assert late > early + 0.5, (early, late)
+    early = sum(r["episode_return_mean"] for r in rows[:3]) / 3
+    late = sum(r["episode_return_mean"] for r in rows[-5:]) / 5
+    assert late > early + 0.75, (early, late)
