@@ -16,7 +16,7 @@ from esper_ref.env.oracle import (
     target_return,
 )
 from esper_ref.env.tables import Stage
-from esper_ref.env.vec_env import EnvObs, SlotLifecycleVecEnv
+from esper_ref.env.vec_env import EnvObs, SlotLifecycleVecEnv, feature_names
 
 __all__ = [
     "TARGET_FRACTION",
@@ -25,6 +25,7 @@ __all__ = [
     "SlotLifecycleVecEnv",
     "Stage",
     "evaluate_policy",
+    "feature_names",
     "flat_observation",
     "oracle_actions",
     "random_actions",

@@ -11,9 +11,10 @@ maturity and the other blueprints in the host (sparse pairwise synergies). The o
 ``features`` never tell blueprints apart: they hold generic slot statistics, and the per-slot
 contribution they report is noisy and zero until a seed is blended in. ``blueprint_indices``
 does tell them apart. Episodes start with seeds already planted by an earlier phase (random
-blueprints, some harmful), and only a few blueprints are offered for germination per episode,
-so an agent that sees ``blueprint_indices`` can prune the harmful seeds at once and keep the
-good ones, while one that does not must blend them in and wait for a noisy signal.
+blueprints, some harmful), while the library offers only two vetted blueprints per episode,
+each plantable once: an agent that sees ``blueprint_indices`` can prune the harmful seeds at
+once and keep the good ones, while one that does not must either blend them in and wait for a
+noisy signal or prune them all and leave a slot empty.
 
 Everything is a batched tensor op on ``device`` with the environment's own generator: no
 Python loop over environments, and a seed fixes every trajectory.
@@ -24,7 +25,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from contracts.phase4 import (
@@ -40,6 +40,50 @@ from contracts.phase4 import (
 )
 from esper_ref.env import tables as T
 from esper_ref.env.tables import NUM_STAGES, Stage
+
+#: The 24 global features, in order.
+GLOBAL_FEATURE_NAMES: tuple[str, ...] = (
+    "epoch_fraction",
+    "epochs_left_fraction",
+    "host_accuracy_noisy",
+    "host_accuracy_delta_x10",
+    "offers_left_fraction",
+    "contribution_ema_sum",
+    "contribution_ema_max",
+    "contribution_ema_min",
+    "live_seed_fraction",
+    "episode_return_div10",
+    "last_request_fell_back",
+    "idle_epochs_fraction",
+    *(f"stage_fraction_{s.name.lower()}" for s in Stage),
+    *(f"op_allowed_{o.name.lower()}" for o in Op),
+)
+#: The 30 features of each slot, in order (slot after slot follow the global ones).
+SLOT_FEATURE_NAMES: tuple[str, ...] = (
+    "occupied",
+    *(f"stage_{s.name.lower()}" for s in Stage),
+    *(f"style_{i}" for i in range(4)),
+    *(f"tempo_{i}" for i in range(3)),
+    *(f"blend_curve_{c.name.lower()}" for c in AlphaCurve),
+    "alpha",
+    "alpha_target",
+    "blend_left_fraction",
+    "blend_left_epochs_div8",
+    "age_fraction",
+    "maturity",
+    "contribution_noisy",
+    "contribution_ema",
+    "contribution_per_alpha_noisy",
+    "epochs_in_stage_fraction",
+    "alpha_delta",
+)
+
+
+def feature_names(num_slots: int) -> list[str]:
+    """Names of the ``obs_dim(num_slots)`` feature columns."""
+    slots = [f"slot{i}.{name}" for i in range(num_slots) for name in SLOT_FEATURE_NAMES]
+    return [*GLOBAL_FEATURE_NAMES, *slots]
+
 
 #: Every feature lies in [-FEATURE_BOUND, FEATURE_BOUND] (only noise could ever reach it).
 FEATURE_BOUND = 10.0
@@ -68,6 +112,25 @@ def _allowed_stage_table() -> Tensor:
     table[Stage.HOLDING, Op.FOSSILIZE] = True
     table[Stage.TRAINING, Op.ADVANCE] = True
     return table
+
+
+def _category_table() -> Tensor:
+    """``[NUM_STAGES * 4 * 3 * num_curves, 19]``: the categorical features of a slot for each
+    (stage, style, tempo, curve): occupied, stage one-hot, then style and tempo one-hots (zero
+    for an empty slot) and the curve one-hot (zero unless alpha is moving)."""
+    rows = []
+    for stage in range(NUM_STAGES):
+        occupied = float(stage != Stage.EMPTY)
+        moving = float(stage in (Stage.BLENDING, Stage.PRUNING))
+        for style in range(4):
+            for tempo in range(3):
+                for curve in range(len(AlphaCurve)):
+                    row = [occupied] + [float(stage == i) for i in range(NUM_STAGES)]
+                    row += [occupied * (style == i) for i in range(4)]
+                    row += [occupied * (tempo == i) for i in range(3)]
+                    row += [moving * (curve == i) for i in range(len(AlphaCurve))]
+                    rows.append(row)
+    return torch.tensor(rows, dtype=torch.float32)
 
 
 # Stage a slot enters when the op acts on it (WAIT never changes a slot; its entry is unused).
@@ -171,6 +234,7 @@ class SlotLifecycleVecEnv:
         self.synergy = T.synergy_table().to(dev)
         self._curve_flat = T.curve_table().reshape(-1).to(dev)
         self._allowed = _allowed_stage_table().to(dev)
+        self._category_table = _category_table().to(dev)
         self._stage_after_op = torch.tensor([int(s) for s in _STAGE_AFTER_OP], device=dev)
         self._alpha_targets = torch.tensor(ALPHA_TARGETS, device=dev)
         self._tempo_epochs = torch.tensor(TEMPO_EPOCHS, device=dev)
@@ -214,22 +278,25 @@ class SlotLifecycleVecEnv:
     def _reset_rows(self, idx: Tensor) -> None:
         """Fresh episodes for rows ``idx``: random pre-planted seeds and blueprint offer."""
         k, s, dev = idx.shape[0], self.num_slots, self.device
-        occupied = self._rand(k, s) < self.preplant_prob
-        stage = torch.where(occupied, self._randint(1, 4, k, s), Stage.EMPTY)  # TRAINING..HOLDING
-        blueprint = torch.where(occupied, self._randint(0, NUM_BLUEPRINTS, k, s), -1)
-        style = self._randint(0, 4, k, s) * occupied
-        tempo = self._randint(0, 3, k, s) * occupied
-        which = self._preplant_targets[self._randint(0, len(T.PREPLANT_TARGETS), k, s)]
-        target = self._alpha_targets[which] * occupied
+        u = self._rand(8, k, s)  # one draw for every per-slot choice
+
+        def pick(row: int, n: int) -> Tensor:
+            return (u[row] * n).long().clamp(max=n - 1)
+
+        occupied = u[0] < self.preplant_prob
+        stage = torch.where(occupied, 1 + pick(1, 3), Stage.EMPTY)  # TRAINING..HOLDING
+        blueprint = torch.where(occupied, pick(2, NUM_BLUEPRINTS), -1)
+        style = pick(3, 4) * occupied
+        tempo = pick(4, 3) * occupied
+        target = self._alpha_targets[self._preplant_targets[pick(5, len(T.PREPLANT_TARGETS))]]
+        target = target * occupied
         blend_total = self._tempo_epochs[tempo]
-        blend_step = (self._rand(k, s) * (blend_total - 1)).long() + 1
+        blend_step = 1 + (u[6] * (blend_total - 1)).long()
         blending = stage == Stage.BLENDING
         holding = stage == Stage.HOLDING
         frac = self._curve_frac(torch.full_like(stage, AlphaCurve.LINEAR), blend_total, blend_step)
         alpha = torch.where(blending, target * frac, torch.where(holding, target, 0.0))
-        age = (self._randint(1, T.PREPLANT_MAX_AGE + 1, k, s) * occupied).float()
-        zf = torch.zeros(k, s, device=dev)
-        zi = torch.zeros(k, s, dtype=torch.int64, device=dev)
+        age = ((1 + pick(7, T.PREPLANT_MAX_AGE)) * occupied).float()
         new = {
             "stage": stage,
             "blueprint": blueprint,
@@ -237,38 +304,24 @@ class SlotLifecycleVecEnv:
             "tempo": tempo,
             "target": target,
             "alpha": alpha,
-            "dalpha": zf,
-            "blend_from": zf,
             "blend_to": torch.where(blending, target, 0.0),
             "blend_total": torch.where(blending, blend_total, 0),
             "blend_step": torch.where(blending, blend_step, 0),
-            "blend_curve": zi,
             "age": age,
             "maturity": 1.0 - torch.exp(-age / T.MATURITY_EPOCHS),
-            "since": zf,
-            "contrib_obs": zf,
-            "contrib_ema": zf,
-            "own": zi,
         }
-        for key, value in new.items():
-            self._slot[key][idx] = value
-        acc0 = 0.45 + 0.1 * self._rand(k)
-        zrow = torch.zeros(k, device=dev)
-        for key, value in {
-            "t": torch.zeros(k, dtype=torch.int64, device=dev),
-            "acc0": acc0,
-            "acc_obs": acc0,
-            "acc_prev": acc0,
-            "ep_return": zrow,
-            "ep_len": torch.zeros(k, dtype=torch.int64, device=dev),
-            "fallback": zrow,
-            "idle": zrow,
-        }.items():
-            self._row[key][idx] = value
+        for key, (_, fill) in _SLOT_FIELDS.items():
+            self._slot[key][idx] = new.get(key, fill)
+        row_u = self._rand(k)
+        for key in _ROW_FIELDS:
+            self._row[key][idx] = 0
+        acc0 = 0.45 + 0.1 * row_u
+        for key in ("acc0", "acc_obs", "acc_prev"):
+            self._row[key][idx] = acc0
         noise = torch.randn((k, NUM_BLUEPRINTS, s), generator=self._gen, device=dev)
         self._q_ep[idx] = self.quality + T.EPISODE_QUALITY_NOISE * noise
-        pick = self._rand(k, self._pool.shape[0]).topk(self.available_blueprints, dim=1).indices
-        offered = self._pool[pick]
+        chosen = self._rand(k, self._pool.shape[0]).topk(self.available_blueprints, dim=1).indices
+        offered = self._pool[chosen]
         avail = torch.zeros(k, NUM_BLUEPRINTS, dtype=torch.bool, device=dev)
         self._avail[idx] = avail.scatter_(1, offered, True)
 
@@ -486,61 +539,60 @@ class SlotLifecycleVecEnv:
     def _observe(self) -> EnvObs:
         S, R, L = self._slot, self._row, float(self.episode_length)
         stage = S["stage"]
-        occupied = S["blueprint"] >= 0
-        occ_f = occupied.float()
+        # One lookup gives every categorical slot feature (see _category_table).
+        code = ((stage * 4 + S["style"]) * 3 + S["tempo"]) * len(AlphaCurve) + S["blend_curve"]
+        categorical = self._category_table[code]  # [n, S, 19]
         moving = (stage == Stage.BLENDING) | (stage == Stage.PRUNING)
-        mov_f = moving.float()
-        total = S["blend_total"].clamp(min=1).float()
+        steps_left = (S["blend_total"] - S["blend_step"]) * moving
         eff = S["alpha"] * S["maturity"]
-        quality_est = torch.where(eff > 0.05, S["contrib_obs"] / eff.clamp(min=0.05), 0.0)
-        per_slot = torch.cat(
+        scalars = torch.stack(
             [
-                occ_f[..., None],
-                F.one_hot(stage, NUM_STAGES).float(),
-                S["alpha"][..., None],
-                S["target"][..., None],
-                (mov_f * S["blend_step"] / total)[..., None],
-                (mov_f * (S["blend_total"] - S["blend_step"]) / T.MAX_BLEND_EPOCHS)[..., None],
-                (S["age"] / L)[..., None],
-                S["maturity"][..., None],
-                S["contrib_obs"][..., None],
-                S["contrib_ema"][..., None],
-                F.one_hot(S["style"], 4).float() * occ_f[..., None],
-                F.one_hot(S["tempo"], 3).float() * occ_f[..., None],
-                F.one_hot(S["blend_curve"], len(AlphaCurve)).float() * mov_f[..., None],
-                quality_est.clamp(-2.0, 2.0)[..., None],
-                (S["since"] / L)[..., None],
-                S["dalpha"][..., None],
+                S["alpha"],
+                S["target"],
+                steps_left / S["blend_total"].clamp(min=1),
+                steps_left / T.MAX_BLEND_EPOCHS,
+                S["age"] / L,
+                S["maturity"],
+                S["contrib_obs"],
+                S["contrib_ema"],
+                torch.where(eff > 0.05, S["contrib_obs"] / eff.clamp(min=0.05), 0.0),
+                S["since"] / L,
+                S["dalpha"],
             ],
             dim=-1,
         )
         masks = self._masks()
+        occupied = stage != Stage.EMPTY
         ema = S["contrib_ema"]
-        has_any = occupied.any(1, keepdim=True)
+        has_any = occupied.any(1)
         t = R["t"].float()
-        global_ = torch.cat(
+        live = (stage >= Stage.TRAINING) & (stage != Stage.FOSSILIZED)
+        global_scalars = torch.stack(
             [
-                (t / L)[:, None],
-                ((L - t) / L)[:, None],
-                R["acc_obs"][:, None],
-                (10.0 * (R["acc_obs"] - R["acc_prev"]))[:, None],
-                F.one_hot(stage, NUM_STAGES).float().mean(1),
-                (self._avail.sum(1, keepdim=True).float() / NUM_BLUEPRINTS),
-                ema.sum(1, keepdim=True),
-                torch.where(has_any, ema.masked_fill(~occupied, -1e9).amax(1, keepdim=True), 0.0),
-                torch.where(has_any, ema.masked_fill(~occupied, 1e9).amin(1, keepdim=True), 0.0),
-                masks["op"].float(),
-                (((stage >= Stage.TRAINING) & (stage != Stage.FOSSILIZED)).float().mean(1))[
-                    :, None
-                ],
-                (R["ep_return"] / 10.0)[:, None],
-                R["fallback"][:, None],
-                (R["idle"] / L)[:, None],
+                t / L,
+                (L - t) / L,
+                R["acc_obs"],
+                10.0 * (R["acc_obs"] - R["acc_prev"]),
+                self._avail.sum(1) / NUM_BLUEPRINTS,
+                ema.sum(1),
+                torch.where(has_any, ema.masked_fill(~occupied, -1e9).amax(1), 0.0),
+                torch.where(has_any, ema.masked_fill(~occupied, 1e9).amin(1), 0.0),
+                live.float().mean(1),
+                R["ep_return"] / 10.0,
+                R["fallback"],
+                R["idle"] / L,
             ],
             dim=1,
         )
-        features = torch.cat([global_, per_slot.reshape(self.num_envs, -1)], dim=1)
-        features = features.clamp(-FEATURE_BOUND, FEATURE_BOUND)
+        features = torch.cat(
+            [
+                global_scalars,
+                categorical[..., 1 : 1 + NUM_STAGES].mean(1),
+                masks["op"].float(),
+                torch.cat([categorical, scalars], dim=-1).reshape(self.num_envs, -1),
+            ],
+            dim=1,
+        ).clamp(-FEATURE_BOUND, FEATURE_BOUND)
         return EnvObs(features, S["blueprint"].clone(), masks)
 
     # ------------------------------------------------------------------ helpers

@@ -16,6 +16,7 @@ from esper_ref.env import (
     SlotLifecycleGymEnv,
     SlotLifecycleVecEnv,
     Stage,
+    feature_names,
     oracle_actions,
     random_actions,
     random_return,
@@ -52,6 +53,26 @@ def test_observation_matches_the_contract() -> None:
     assert set(obs.masks) == set(HEAD_NAMES)
     for h, size in head_sizes(3).items():
         assert obs.masks[h].shape == (8, size) and obs.masks[h].dtype == torch.bool
+
+
+def test_feature_names_describe_the_columns() -> None:
+    names = feature_names(3)
+    assert len(names) == obs_dim(3) and len(set(names)) == len(names)
+    env = SlotLifecycleVecEnv(num_envs=16, seed=2)
+    env.reset()
+    _rollout(env, 7)
+    f, hs = env.observation.features, env.hidden_state()
+    col = {n: i for i, n in enumerate(names)}
+    for s in range(3):
+        assert torch.allclose(f[:, col[f"slot{s}.alpha"]], hs["alpha"][:, s])
+        assert torch.allclose(f[:, col[f"slot{s}.maturity"]], hs["maturity"][:, s])
+        for st in Stage:
+            expected = (hs["stage"][:, s] == st).float()
+            assert torch.equal(f[:, col[f"slot{s}.stage_{st.name.lower()}"]], expected)
+    assert torch.allclose(f[:, col["epoch_fraction"]], hs["t"].float() / env.episode_length)
+    for op in Op:
+        expected = env.observation.masks["op"][:, op].float()
+        assert torch.equal(f[:, col[f"op_allowed_{op.name.lower()}"]], expected)
 
 
 @pytest.mark.parametrize("num_slots", [1, 2, 4])
