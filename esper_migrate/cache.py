@@ -215,8 +215,10 @@ def _load(file: Path) -> dict[str, Any]:
 def _dump(file: Path, document: dict[str, Any]) -> None:
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     try:
+        # One-shot dumps: json.dump() streams through the pure-Python encoder, ~10x slower.
+        payload = json.dumps(document, separators=(",", ":"))
         with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(document, handle, separators=(",", ":"))
+            handle.write(payload)
         os.replace(tmp, file)
     finally:
         with contextlib.suppress(FileNotFoundError):
