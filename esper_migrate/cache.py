@@ -26,6 +26,8 @@ from esper_migrate.records import Code, Finding, Tier
 
 DIRECTORY = ".esper_migrate_cache"
 _LAYOUT = 1
+#: How many (version, spec) keys keep their files (this run's included).
+_KEEP_KEYS = 3
 
 
 def content_hash(data: bytes) -> str:
@@ -185,9 +187,24 @@ class CheckCache:
                         "errors": self._errors,
                     },
                 )
+            self._prune_other_keys()
         except OSError:
             return
         self._dirty_findings = self._dirty_summaries = False
+
+    def _prune_other_keys(self) -> None:
+        """Keep the entries of the few most recent (version, spec) keys; older ones are dead
+        weight after an upgrade or a spec change."""
+        others = sorted(
+            (f for f in self.directory.glob("findings-*.json") if f != self._findings_file),
+            key=lambda f: f.stat().st_mtime,
+            reverse=True,
+        )
+        for stale in others[_KEEP_KEYS - 1 :]:
+            key = stale.name.removeprefix("findings-")
+            for file in (stale, self.directory / f"summaries-{key}"):
+                with contextlib.suppress(FileNotFoundError):
+                    file.unlink()
 
 
 def _code_stamp() -> str:

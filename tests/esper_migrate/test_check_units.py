@@ -311,3 +311,15 @@ def test_index_only_files_are_never_served_as_checked(tmp_path: Path) -> None:
     cache.replace_findings("other-index", {"a.py": ("h1", []), "b.py": ("h2", None)})
     assert cache.unchanged_tree(hashes, {"a.py", "b.py"}) is None
     assert cache.findings("b.py", "h2", "other-index") is None
+
+
+def test_the_cache_keeps_only_the_latest_keys(tmp_path: Path) -> None:
+    for spec in ("a", "b", "c", "d", "e"):
+        cache = CheckCache(tmp_path, spec)
+        cache.store_summary("x.py", "h", {})
+        cache.replace_findings("fp", {"x.py": ("h", [])})
+        cache.save()
+    directory = tmp_path / ".esper_migrate_cache"
+    assert len(list(directory.glob("findings-*.json"))) == 3
+    assert len(list(directory.glob("summaries-*.json"))) == 3
+    assert CheckCache(tmp_path, "e").unchanged_tree({"x.py": "h"}, {"x.py"}) is not None
