@@ -66,6 +66,36 @@ def test_golden_after_reports_only_what_apply_left_unresolved(
     assert code == 1
 
 
+def test_after_apply_and_the_reported_hand_edit_check_is_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's "after apply, check is clean": once the one site apply reported is edited
+    as its suggestion says, nothing is left."""
+    import shutil
+
+    tree = tmp_path / "after"
+    shutil.copytree(PHASE4 / "after", tree)
+    target = tree / "src/esper/simic/training/vectorized.py"
+    text = target.read_text()
+    before_edit = (
+        "    policy: PolicyBundle, features: torch.Tensor, masks: dict[str, torch.Tensor]\n"
+    )
+    after_edit = (
+        "    policy: PolicyBundle,\n"
+        "    features: torch.Tensor,\n"
+        "    blueprint_indices: torch.Tensor,\n"
+        "    masks: dict[str, torch.Tensor],\n"
+    )
+    call = "policy.forward(features, masks)"
+    assert text.count(before_edit) == 1 and text.count(call) == 1
+    text = text.replace(before_edit, after_edit)
+    text = text.replace(call, "policy.forward(features, blueprint_indices, masks)")
+    target.write_text(text)
+    code, rows = _check_json(tree, monkeypatch)
+    assert rows == []
+    assert code == 0
+
+
 def test_before_reports_only_what_apply_fixes_or_explains(monkeypatch: pytest.MonkeyPatch) -> None:
     code, rows = _check_json(PHASE4 / "before", monkeypatch)
     assert code == 1
