@@ -1,6 +1,3 @@
-from importlib.metadata import PackageNotFoundError, version
+from esper_migrate._version import __version__  # one version for the whole distribution
 
-try:
-    __version__ = version("esper-phase4")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+__all__ = ["__version__"]

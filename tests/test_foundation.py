@@ -46,4 +46,6 @@ def test_console_scripts_report_version_and_help(script: str) -> None:
 
 
 def test_packages_share_one_version() -> None:
-    assert esper_migrate.__version__ == esper_ref.__version__ != "0.0.0+unknown"
+    from importlib.metadata import version
+
+    assert esper_migrate.__version__ == esper_ref.__version__ == version("esper-phase4")
