@@ -68,7 +68,7 @@ class TrainConfig:
     q_baseline_for_heads: bool = True
     """Heads other than ``op`` use Q(s, executed op) as their baseline (the op head uses
     V(s)); ``False`` = every head uses the GAE advantage with baseline V(s)."""
-    ent_coef: float = 0.01
+    ent_coef: float = 0.003
     head_ent_coefs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_HEAD_ENT_COEFS))
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
