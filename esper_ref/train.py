@@ -461,7 +461,7 @@ def evaluate_checkpoint(
         raise ValueError(f"evaluate: episodes={episodes} must be >= 1")
     state = load_checkpoint(path)
     cfg = TrainConfig.from_dict(state["config"])
-    n = num_envs or min(episodes, 16)
+    n = num_envs or min(episodes, 256)
     env = make_env(cfg, num_envs=n, seed=seed)
     policy = make_policy(cfg, env.obs_dim)
     policy.load_state_dict(state["policy"])
@@ -481,24 +481,35 @@ def run_episodes(
     obs_rms: RunningMeanStd | None = None,
     blank_blueprints: bool = False,
     deterministic: bool = True,
-    seed: int | None = None,
+    seed: int = 0,
 ) -> list[float]:
-    obs = env.reset(seed=seed)
-    n = int(obs.features.shape[0])
-    hidden = policy.initial_hidden(n)
+    """Returns of ``episodes`` episodes: the first episode of each env row, in rounds of
+    ``env.num_envs`` rows (round ``k`` resets with ``seed + k``). Taking whichever episodes
+    end first would over-count the short (early-terminated) ones."""
     returns: list[float] = []
+    round_ = 0
     while len(returns) < episodes:
-        feats = obs.features if obs_rms is None else obs_rms.normalize(obs.features)
-        bp = obs.blueprint_indices
-        if blank_blueprints:
-            bp = torch.full_like(bp, NULL_BLUEPRINT)
-        act = policy.get_action(feats, bp, obs.masks, hidden=hidden, deterministic=deterministic)
-        obs, _r, term, trunc, info = env.step(act.actions)
-        ended = term | trunc
-        keep = (~ended).to(act.hidden[0].dtype).view(1, -1, 1)
-        hidden = (act.hidden[0] * keep, act.hidden[1] * keep)
-        returns.extend(float(x) for x in info["episode_return"][ended].tolist())
-    return returns[:episodes]
+        obs = env.reset(seed=seed + round_)
+        n = int(obs.features.shape[0])
+        hidden = policy.initial_hidden(n)
+        got = torch.full((n,), math.nan)
+        while bool(got.isnan().any()):
+            feats = obs.features if obs_rms is None else obs_rms.normalize(obs.features)
+            bp = obs.blueprint_indices
+            if blank_blueprints:
+                bp = torch.full_like(bp, NULL_BLUEPRINT)
+            act = policy.get_action(
+                feats, bp, obs.masks, hidden=hidden, deterministic=deterministic
+            )
+            obs, _r, term, trunc, info = env.step(act.actions)
+            ended = (term | trunc).cpu()
+            keep = (~ended).to(act.hidden[0].dtype).view(1, -1, 1).to(act.hidden[0].device)
+            hidden = (act.hidden[0] * keep, act.hidden[1] * keep)
+            first = ended & got.isnan()
+            got[first] = info["episode_return"].cpu()[first].float()
+        returns.extend(got.tolist()[: episodes - len(returns)])
+        round_ += 1
+    return returns
 
 
 # -- files ---------------------------------------------------------------------------------
