@@ -191,3 +191,22 @@ def test_advantages_are_normalised_over_real_steps_only() -> None:
     assert float(real.mean()) == pytest.approx(0.0, abs=1e-6)
     assert float(real.std()) == pytest.approx(1.0, abs=1e-4)
     assert float(out[~valid].abs().sum()) == 0.0
+
+
+def test_non_op_heads_use_q_of_the_executed_op_as_baseline() -> None:
+    policy = _policy()
+    batch = _batch(policy)
+    # lambda-returns equal to the stored Q(s, op): nothing left for the non-op heads to learn
+    same = dataclasses.replace(batch, returns=batch.values.clone())
+    ppo = PPO(policy, _cfg(ent_coef=0.0, vf_coef=0.0))
+    prepared = dataclasses.replace(
+        same,
+        advantages=normalize_advantages(same.advantages, same.valid),
+        sub_advantages=normalize_advantages(same.returns - same.values, same.valid),
+    )
+    policy.network.zero_grad()
+    ppo_loss(policy, prepared, ppo.config, ppo.relevance)[0].backward()
+    net = policy.network
+    w = net.policy_out.weight.grad.view(len(HEAD_NAMES), net.layout.max_size, -1)
+    assert float(w[0].abs().sum()) > 0.0  # op: baseline V(s), advantage nonzero
+    assert float(w[1:].abs().sum()) == 0.0  # the others: lambda-return - Q(s, op) = 0
