@@ -190,7 +190,7 @@ def main() -> None:
     p.add_argument("--sb3-ent-coef", type=float, default=0.0)
     args = p.parse_args()
     torch.set_num_threads(1)
-    budget = args.budget or (20_000 if args.quick else 300_000)
+    budget = args.budget or (20_000 if args.quick else 500_000)
     eval_eps = 32 if args.quick else args.eval_episodes
     target = target_return()
     print(f"target return {target:.3f} (80% of the scripted oracle); budget {budget:,} steps")

@@ -48,7 +48,7 @@ def train(
     ] = None,
     total_steps: Annotated[
         int | None,
-        typer.Option("--total-steps", help="Env steps over all envs [default 300000]."),
+        typer.Option("--total-steps", help="Env steps over all envs [default 500000]."),
     ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of everything [default 0].")

@@ -29,7 +29,7 @@ class TrainConfig:
     torch_threads: int | None = 1
     """CPU threads for torch (``torch.set_num_threads``); one is fastest for these small
     networks. ``None`` leaves torch's setting alone."""
-    total_steps: int = 300_000
+    total_steps: int = 500_000
     """Environment steps (summed over all envs) to train for."""
     # Environment
     num_envs: int = 16
