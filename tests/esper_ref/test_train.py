@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,8 @@ from esper_ref.train import (
     Trainer,
     evaluate_checkpoint,
     load_checkpoint,
+    make_env,
+    run_episodes,
 )
 
 
@@ -165,7 +168,9 @@ def test_ablation_hides_blueprints_from_the_policy() -> None:
 
 @pytest.mark.slow
 def test_short_training_run_improves_the_return() -> None:
-    # The default recipe with a smaller network: 30 updates, 24k env steps.
+    # The default recipe with a smaller network: 30 updates, 24k env steps. Judged by the
+    # greedy policy on the same 64 fresh episodes before and after (training returns are
+    # noisy at this length).
     cfg = TrainConfig(
         total_steps=16 * 50 * 30,
         feature_dim=64,
@@ -175,8 +180,12 @@ def test_short_training_run_improves_the_return() -> None:
         seed=0,
     )
     trainer = Trainer(cfg)
+    env = make_env(cfg, num_envs=64, seed=777)
+    before = float(np.mean(run_episodes(env, trainer.policy, 64, trainer.obs_rms, seed=777)))
     rows: list[dict[str, float]] = []
     trainer.train(on_update=rows.append)
+    after = float(np.mean(run_episodes(env, trainer.policy, 64, trainer.obs_rms, seed=777)))
+    assert after > before + 0.5, (before, after)
     early = sum(r["episode_return_mean"] for r in rows[:3]) / 3
     late = sum(r["episode_return_mean"] for r in rows[-5:]) / 5
-    assert late > early + 0.75, (early, late)
+    assert late > early, (early, late)
