@@ -3,12 +3,13 @@
 Reading order of one update (``Trainer.train_one_update``):
 
 1. ``collect_rollout``: ``num_steps`` vectorised steps. Each step samples all heads once with
-   ``get_action`` (its ``value`` is Q(s, sampled op)); the advantage baseline is V(s), the
-   expectation of Q over the policy's allowed ops. A truncated row bootstraps from its
-   post-step state (``info["final_obs"]``) in the configured mode; a terminated row does not.
-   The LSTM state of an env that ended is reset to zeros.
+   ``get_action`` (its ``value`` is Q(s, sampled op), stored for the critic). A truncated row
+   bootstraps from its post-step state (``info["final_obs"]``) in the configured mode
+   (``_bootstrap_value``); a terminated row does not. The LSTM state of an env that ended is
+   reset to zeros. After the last step the GAE baseline V(s) = sum over allowed ops of
+   pi(op|s) Q(s, op) is computed for every stored step in one recurrent pass.
 2. ``TamiyoRolloutBuffer.compute_returns_and_advantages``: GAE per env.
-3. ``PPO.update`` on ``get_batched_sequences()``.
+3. ``PPO.update`` on ``get_batched_sequences()`` (see ``ppo.py``).
 """
 
 from __future__ import annotations
