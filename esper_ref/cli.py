@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from esper_ref import __version__
+from esper_ref.config import TrainConfig
 
 app = typer.Typer(
     name="esper-ref",
@@ -44,24 +45,27 @@ def _fail(message: str) -> None:
 @app.command()
 def train(
     num_envs: Annotated[
-        int | None, typer.Option("--num-envs", help="Parallel envs [default 16].")
+        int | None,
+        typer.Option("--num-envs", help=f"Parallel envs (default {TrainConfig.num_envs})."),
     ] = None,
     total_steps: Annotated[
         int | None,
-        typer.Option("--total-steps", help="Env steps over all envs [default 500000]."),
+        typer.Option(
+            "--total-steps", help=f"Env steps over all envs (default {TrainConfig.total_steps})."
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed of everything [default 0].")
+        int | None, typer.Option("--seed", help=f"Seed of everything (default {TrainConfig.seed}).")
     ] = None,
     device: Annotated[
-        str | None, typer.Option("--device", help="torch device [default cpu].")
+        str | None, typer.Option("--device", help=f"torch device (default {TrainConfig.device}).")
     ] = None,
     out_dir: Annotated[
         Path | None,
         typer.Option(
             "--out-dir",
-            help=f"Metrics, checkpoint and curve go here [default {DEFAULT_OUT_DIR}, or the "
-            "checkpoint's folder with --resume].",
+            help=f"Metrics, checkpoint and curve go here (default {DEFAULT_OUT_DIR}, or the "
+            "checkpoint's folder with --resume).",
         ),
     ] = None,
     resume: Annotated[
