@@ -6,8 +6,8 @@ Reading order of one update (``Trainer.train_one_update``):
    ``get_action`` (its ``value`` is Q(s, sampled op), stored for the critic). A truncated row
    bootstraps from its post-step state (``info["final_obs"]``) in the configured mode
    (``_bootstrap_value``); a terminated row does not. The LSTM state of an env that ended is
-   reset to zeros. After the last step the GAE baseline V(s) = sum over allowed ops of
-   pi(op|s) Q(s, op) is computed for every stored step in one recurrent pass.
+   reset to zeros. The GAE baseline V(s) = sum over allowed ops of pi(op|s) Q(s, op) is
+   ``get_action``'s ``expected_value``, stored with each step (no extra network pass).
 2. ``TamiyoRolloutBuffer.compute_returns_and_advantages``: GAE per env.
 3. ``PPO.update`` on ``get_batched_sequences()`` (see ``ppo.py``).
 """
@@ -248,6 +248,9 @@ class Trainer:
                 truncated,
                 info["executed_op"],
                 hidden,
+                # GAE's baseline V(s_t) = sum_op pi(op|s_t) Q(s_t, op): get_action computes it
+                # from the same inputs, hidden state and parameters, at no extra cost.
+                state_values=act.expected_value,
                 bootstrap_values=boot,
             )
             ended = terminated | truncated
@@ -260,14 +263,6 @@ class Trainer:
                 self.episode_returns.extend(float(r) for r in rets)
                 self.episode_steps.extend([self.global_step] * len(rets))
 
-        # The baseline V(s_t) = sum_op pi(op|s_t) Q(s_t, op) for every stored step, in one
-        # recurrent pass over the rollout's episodes (same inputs and start states as the
-        # rollout; cheaper than a second network call per step).
-        seqs = self.buffer.observation_sequences(cfg.seq_len)
-        v = self.policy.expected_value(
-            seqs.features, seqs.blueprint_indices, seqs.masks, hidden=seqs.hidden
-        )
-        self.buffer.set_state_values(seqs, v)
         feats = self._features(self.obs.features, update=False)
         last_v = self.policy.expected_value(
             feats, self._blueprints(self.obs.blueprint_indices), self.obs.masks, hidden=self.hidden
