@@ -299,8 +299,10 @@ def _transform(code: str, edits: Sequence[Edit]) -> str:
 
 
 def _shift(edit: Edit, lines: int) -> Edit:
+    # Only the anchor moves into the region's coordinates: ``line`` stays the file's line,
+    # which is what error messages report.
     a = edit.anchor
-    return replace(edit, line=edit.line - lines, anchor=(a[0] - lines, a[1], a[2] - lines, a[3]))
+    return replace(edit, anchor=(a[0] - lines, a[1], a[2] - lines, a[3]))
 
 
 def apply_edits(

@@ -292,3 +292,18 @@ def test_engine_never_imports_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_rewrite_error_names_the_files_line_not_the_regions(tmp_path: Path) -> None:
+    source = (
+        "class FactoredRecurrentActorCritic:\n"
+        "    def get_action(self, state, hidden):\n"
+        "        return 1\n"
+        "\n"
+        "    def forward(self, state, /, hidden):\n"
+        "        return 1\n"
+    )
+    root = _tree(tmp_path, {"a.py": source})
+    result = run_apply([root], SPEC)
+    assert "line 5: `state` is positional-only" in result.errors[str(root / "a.py")]
+    assert (root / "a.py").read_text() == source
