@@ -363,7 +363,10 @@ def detect_encoding(source: bytes) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    """Write ``data`` to ``path`` through a temporary file in the same directory.
+
+    A symlink is followed (its target is rewritten, the link kept); the file mode is kept."""
+    path = Path(os.path.realpath(path))
     mode = path.stat().st_mode if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

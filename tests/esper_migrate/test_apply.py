@@ -307,3 +307,18 @@ def test_rewrite_error_names_the_files_line_not_the_regions(tmp_path: Path) -> N
     result = run_apply([root], SPEC)
     assert "line 5: `state` is positional-only" in result.errors[str(root / "a.py")]
     assert (root / "a.py").read_text() == source
+
+
+def test_write_atomic_keeps_the_mode_and_follows_a_symlink(tmp_path: Path) -> None:
+    from esper_migrate.rewrite import write_atomic
+
+    target = tmp_path / "real.py"
+    target.write_text("x = 1\n")
+    target.chmod(0o750)
+    link = tmp_path / "link.py"
+    link.symlink_to(target)
+    write_atomic(link, b"x = 2\n")
+    assert link.is_symlink()
+    assert target.read_bytes() == b"x = 2\n"
+    assert target.stat().st_mode & 0o777 == 0o750
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.py", "real.py"]
