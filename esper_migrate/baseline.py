@@ -69,8 +69,12 @@ def write_baseline(
     }
     payload = json.dumps(document, indent=2) + "\n"
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    tmp.write_text(payload, encoding="utf-8")
-    os.replace(tmp, file)
+    try:
+        tmp.write_text(payload, encoding="utf-8")
+        os.replace(tmp, file)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BaselineError(f"{file}: cannot write baseline: {exc.strerror}") from None
 
 
 def read_baseline(file: Path) -> Counter[Key]:

@@ -235,6 +235,13 @@ def test_baseline_survives_line_shifts_and_catches_new_duplicates(tmp_path: Path
     assert new_findings(baseline, [*shifted, added], line_text) == [added]
 
 
+def test_baseline_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    missing_dir = tmp_path / "nodir" / "baseline.json"
+    with pytest.raises(BaselineError, match="cannot write baseline"):
+        write_baseline(missing_dir, [], lambda path, line: "")
+    assert not (tmp_path / "nodir").exists()
+
+
 def _fields(f: Finding) -> dict[str, object]:
     return {name: getattr(f, name) for name in Finding.__dataclass_fields__}
 
