@@ -66,6 +66,13 @@ class TensorBatch(BaseModel):
         super().__pydantic_init_subclass__(**kwargs)
         found: list[tuple[str, Spec]] = []
         for name, info in cls.model_fields.items():
+            if isinstance(info.default, TensorField):
+                # `x: Tensor = TensorField(...)` would make the marker a default value and
+                # leave the field unchecked (and optional): refuse it where it is written.
+                raise TypeError(
+                    f"{cls.__name__}.{name}: write `{name}: Annotated[Tensor, "
+                    f"{info.default!r}]`; a TensorField as the default value checks nothing"
+                )
             for meta in info.metadata:
                 if isinstance(meta, TensorField):
                     found.append((name, meta.spec))

@@ -91,3 +91,10 @@ def test_off_skips_tensor_checks_and_full_adds_ranges() -> None:
         Ranged(idx=torch.tensor([20]))
     with mode("off"):
         assert Ranged(idx="not checked").dims == {}  # type: ignore[arg-type]
+
+
+def test_tensor_field_given_as_a_default_value_is_refused_at_class_definition() -> None:
+    with pytest.raises(TypeError, match=r"Misused\.states: write `states: Annotated\[Tensor"):
+
+        class Misused(TensorBatch):
+            states: Tensor = TensorField("float32[env, step, 114]")
