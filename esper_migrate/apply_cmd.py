@@ -93,7 +93,11 @@ def apply(
         if diff:
             sys.stdout.write(unified_diff(r))
         elif write:
-            write_atomic(Path(r.path), r.new)
+            try:
+                write_atomic(Path(r.path), r.new)
+            except OSError as exc:  # reported with the rest; the other files are still written
+                r.error = f"cannot write: {exc.strerror or exc}"
+                result.errors[r.path] = r.error
     verb = "changed" if write else "would change"
     typer.echo(summary_text(result, verb), err=diff)
     if check and result.changed:

@@ -322,3 +322,27 @@ def test_write_atomic_keeps_the_mode_and_follows_a_symlink(tmp_path: Path) -> No
     assert target.read_bytes() == b"x = 2\n"
     assert target.stat().st_mode & 0o777 == 0o750
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.py", "real.py"]
+
+
+def test_a_file_that_cannot_be_written_is_reported_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import esper_migrate.rewrite as rewrite
+
+    root = _tree(tmp_path, {"a/net.py": NET, "b/net.py": NET})
+    real = rewrite.write_atomic
+
+    def refuse_a(path: Path, data: bytes) -> None:
+        if path.parent.name == "a":
+            raise PermissionError(13, "Permission denied")
+        real(path, data)
+
+    monkeypatch.setattr(rewrite, "write_atomic", refuse_a)
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(app, ["apply", "."])
+    assert result.exit_code == 3, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "a/net.py: error: cannot write: Permission denied" in result.output
+    assert "1 changed" in result.output
+    assert (root / "a/net.py").read_text() == NET
+    assert (root / "b/net.py").read_text() == NET_AFTER
