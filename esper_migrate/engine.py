@@ -1,13 +1,12 @@
 """The engine both commands share: discover -> index -> plan (and, for ``apply``, rewrite).
 
-``check`` uses :func:`analyze` (findings) or the lower-level :class:`Session` (sources, the
-index, per-file plans and resolved call sites) to add its own rules.
+``check`` uses :func:`plan_tree` and :func:`plan_findings` on its own parsed trees (with its
+cache) and adds its rules; :func:`analyze` is the plain EM001/EM002 entry point.
 """
 
 from __future__ import annotations
 
 import ast
-import codecs
 import contextlib
 import difflib
 import io
@@ -433,30 +432,6 @@ def unified_diff(result: FileResult) -> str:
             tofile=f"b/{result.path}",
         )
     )
-
-
-def has_bom(source: bytes) -> bool:
-    return source.startswith(codecs.BOM_UTF8)
-
-
-def findings_for_file(
-    path: str,
-    text: str,
-    index: Index,
-    spec: MigrationSpec,
-    tree: ast.Module | None = None,
-) -> list[Finding]:
-    """EM001/EM002 findings of one file against the repository index (pure: no I/O).
-
-    Pass ``tree`` (``ast.parse(text)``) when you have it, so the file is parsed once.
-    Files that do not parse give no findings (the caller reports them).
-    """
-    if tree is None:
-        try:
-            tree = ast.parse(text, filename=path)
-        except (SyntaxError, ValueError):
-            return []
-    return plan_findings(plan_tree(path, text, tree, index, spec), spec)
 
 
 def migrate_sources(

@@ -356,12 +356,6 @@ def apply_edits(
     return (("\ufeff" if bom else "") + new_text).encode(encoding.removesuffix("-sig"))
 
 
-def detect_encoding(source: bytes) -> str:
-    if source.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    return "utf-8"
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory.
 
