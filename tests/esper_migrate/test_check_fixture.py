@@ -6,14 +6,17 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from esper_migrate.check import CheckOptions, run_check
+from esper_migrate.engine import run_apply
 from esper_migrate.formats import OutputFormat
 from esper_migrate.rules_check import rule_modules
+from esper_migrate.spec import load_spec
 
 HERE = Path(__file__).parent
 PHASE4 = HERE / "fixtures" / "phase4"
@@ -99,8 +102,11 @@ def test_after_apply_and_the_reported_hand_edit_check_is_clean(
 def test_before_reports_only_what_apply_fixes_or_explains(monkeypatch: pytest.MonkeyPatch) -> None:
     code, rows = _check_json(PHASE4 / "before", monkeypatch)
     assert code == 1
-    codes = {r["code"] for r in rows}
-    assert {"EM001", "EM002"} <= codes
+    assert all(r["fix"] or r["unfixable_reason"] for r in rows)
+    # Each EM001/EM002 with a fix is one argument/parameter edit apply makes, and vice versa.
+    applied = run_apply([PHASE4 / "before"], load_spec()).sites_by_kind()
+    fixed = Counter(r["code"] for r in rows if r["fix"])
+    assert (fixed["EM001"], fixed["EM002"]) == (applied["argument"], applied["parameter"]) != (0, 0)
 
 
 # -- every check rule's own examples ------------------------------------------------------------
