@@ -23,7 +23,9 @@ def _config(paths: list[str]) -> tuple[list[str], list[str], Path | None, Path |
     """(paths, excludes, spec, root) from ``[tool.esper-migrate]`` in pyproject.toml."""
     from esper_migrate.config import load_config
 
-    cfg = load_config(Path.cwd())
+    # Found from the first path given, as `check` does: `apply proj/` run from outside the
+    # project still honours proj's excludes and spec.
+    cfg = load_config(Path(paths[0]) if paths else Path.cwd())
     targets = paths or [str(p) for p in cfg.paths] or ["."]
     return targets, list(cfg.exclude), cfg.spec, cfg.root
 

@@ -346,3 +346,18 @@ def test_a_file_that_cannot_be_written_is_reported_not_a_traceback(
     assert "1 changed" in result.output
     assert (root / "a/net.py").read_text() == NET
     assert (root / "b/net.py").read_text() == NET_AFTER
+
+
+def test_the_projects_config_is_honoured_when_run_from_outside_it(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "pyproject.toml": '[tool.esper-migrate]\nexclude = ["legacy/"]\n',
+            "legacy/net.py": NET,
+            "src/net.py": NET,
+        },
+    )
+    code, out = _invoke(root.name, cwd=tmp_path)
+    assert code == 0, out
+    assert (root / "legacy/net.py").read_text() == NET
+    assert (root / "src/net.py").read_text() == NET_AFTER
