@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import typer
 
 from esper_migrate.formats import OutputFormat
-from esper_migrate.records import Finding
+from esper_migrate.records import PARSE_ERRORS, Finding
 
 if TYPE_CHECKING:
     from esper_migrate.cache import CheckCache
@@ -333,7 +333,7 @@ def _summary_job(i: int) -> FileSummary:
     source: _Source = _SHARED["todo"][i]
     try:
         text, tree = _parse(source)
-    except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+    except PARSE_ERRORS as exc:
         return FileSummary(
             path=source.key,
             version=0,

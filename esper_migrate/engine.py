@@ -21,7 +21,7 @@ from pathlib import Path
 from esper_migrate.context import FileContext
 from esper_migrate.discover import discover
 from esper_migrate.index import FileSummary, Index, summarize_tree
-from esper_migrate.records import Code, Edit, EditKind, Finding, Tier, Unresolved
+from esper_migrate.records import PARSE_ERRORS, Code, Edit, EditKind, Finding, Tier, Unresolved
 from esper_migrate.spec import MigrationSpec, load_spec
 
 
@@ -209,7 +209,7 @@ class Session:
         try:
             text = decode(self.sources[path])
             tree = ast.parse(text, filename=path)
-        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+        except PARSE_ERRORS as exc:
             self.errors[path] = f"does not parse: {type(exc).__name__}: {exc}"
             self.summaries[path] = FileSummary(
                 path=path, version=0, classes=[], functions={}, error=self.errors[path]
@@ -226,7 +226,7 @@ class Session:
             return
         try:
             tree = ast.parse(decode(source), filename=path)
-        except (SyntaxError, ValueError, UnicodeDecodeError):
+        except PARSE_ERRORS:
             return  # not ours to report
         self.summaries[path] = summarize_tree(path, tree)
 

@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+#: What reading and parsing a source file can raise: the file is reported as not parsing.
+#: RecursionError and MemoryError are the parser's own limits (e.g. a generated file with a
+#: 3000-term expression), which CPython cannot compile either.
+PARSE_ERRORS: tuple[type[Exception], ...] = (
+    SyntaxError,
+    ValueError,
+    UnicodeDecodeError,
+    RecursionError,
+    MemoryError,
+)
+
 
 class Code(StrEnum):
     """Stable finding codes; never renumber."""

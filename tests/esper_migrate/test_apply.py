@@ -361,3 +361,15 @@ def test_the_projects_config_is_honoured_when_run_from_outside_it(tmp_path: Path
     assert code == 0, out
     assert (root / "legacy/net.py").read_text() == NET
     assert (root / "src/net.py").read_text() == NET_AFTER
+
+
+def test_file_beyond_the_parsers_limits_is_reported_and_left_byte_identical(
+    tmp_path: Path,
+) -> None:
+    # A generated 30000-term expression: RecursionError inside ast.parse, as in CPython.
+    huge = "FactoredRecurrentActorCritic = " + "+".join(["1"] * 30000) + "\n"
+    root = _tree(tmp_path, {"generated.py": huge, "net.py": NET})
+    result = run_apply([root], SPEC)
+    assert "does not parse: RecursionError" in result.errors[str(root / "generated.py")]
+    assert [Path(r.path).name for r in result.changed] == ["net.py"]
+    assert (root / "generated.py").read_text() == huge

@@ -271,6 +271,15 @@ def test_file_that_does_not_parse_is_skipped_with_a_warning(project: Path) -> No
         assert "warning: pkg/broken.py: does not parse" in err
 
 
+def test_file_beyond_the_parsers_limits_is_skipped_with_a_warning(project: Path) -> None:
+    # A generated 30000-term expression: RecursionError inside ast.parse, as in CPython.
+    huge = "get_action = " + "+".join(["1"] * 30000) + "\n"
+    (project / "pkg" / "generated.py").write_text(huge)
+    code, out, err = _run("--no-cache")
+    assert code == 1 and "EM001" in out
+    assert "warning: pkg/generated.py: does not parse: RecursionError" in err
+
+
 def test_baseline_from_the_config(project: Path) -> None:
     (project / "pyproject.toml").write_text('[tool.esper-migrate]\nbaseline = "legacy.json"\n')
     assert _run()[0] == 2  # configured but not written yet: a usage error that says so
