@@ -1,8 +1,8 @@
 """The repository-wide index: classes, bases, protocol members, signatures, attribute types,
 producers and their local wrappers.
 
-Built from per-file summaries. :func:`summarize` is a pure function of (path, source, spec) and
-its result is plain JSON-able data, so a caller may cache it keyed by the file's content hash.
+Built from per-file summaries. :func:`summarize_tree` is a pure function of (path, parsed tree)
+and its result is plain JSON-able data, so a caller may cache it keyed by the file's content hash.
 Stdlib ``ast`` only: an ``ast`` parse costs a tenth of a libcst parse.
 """
 
@@ -250,28 +250,6 @@ def summarize_tree(path: str, tree: ast.Module) -> FileSummary:
     return FileSummary(
         path=path, version=SUMMARY_VERSION, classes=classes, functions=functions, error=None
     )
-
-
-def summarize(path: str, source: str | bytes, spec: MigrationSpec) -> FileSummary:
-    """The JSON-able summary of one file (pure: same inputs, same output).
-
-    ``spec`` is part of the signature so that callers key caches on it; files that do not
-    mention any spec name are summarised as empty without being parsed.
-    """
-    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
-    if not spec.prefilter.search(text):
-        return FileSummary(path=path, version=SUMMARY_VERSION, classes=[], functions={}, error=None)
-    try:
-        tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError) as exc:
-        return FileSummary(
-            path=path,
-            version=SUMMARY_VERSION,
-            classes=[],
-            functions={},
-            error=f"{type(exc).__name__}: {exc}",
-        )
-    return summarize_tree(path, tree)
 
 
 @dataclass
