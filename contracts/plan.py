@@ -165,6 +165,15 @@ def build_plan(
             raise TypeError(f"contract for {name}: parameter names starting '_ct_' are reserved")
     if not arg_specs and returns is None:
         raise TypeError(f"contract for {name}: no specs given, it would check nothing")
+    if returns is not None and (
+        inspect.iscoroutinefunction(fn)
+        or inspect.isgeneratorfunction(fn)
+        or inspect.isasyncgenfunction(fn)
+    ):
+        # The call returns a coroutine or generator, never the value the spec describes.
+        raise TypeError(
+            f"contract for {name}: `returns` cannot check an async or generator function"
+        )
     unknown = [a for a in arg_specs if a not in index]
     if unknown:
         raise TypeError(

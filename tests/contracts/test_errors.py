@@ -264,3 +264,16 @@ def test_definition_errors() -> None:
         contract(x="float32[*lead]", fixed={"lead": 3})(f)
     with pytest.raises(ValueError, match="invalid spec"):
         contract(x="float32[n")(f)
+
+
+def test_returns_on_an_async_or_generator_function_is_refused_at_decoration() -> None:
+    async def coro(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def gen(x: torch.Tensor) -> Any:
+        yield x
+
+    for fn in (coro, gen):
+        with pytest.raises(TypeError, match="`returns` cannot check an async or generator"):
+            contract(x="float32[n]", returns="float32[n]")(fn)
+    assert contract(x="float32[n]")(gen) is not None  # argument specs alone still work
