@@ -174,8 +174,12 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     else:
         per_file, errors = warm
     by_key = {s.key: s for s in sources}
+    # A checked file that does not parse hides every site in it, so it fails the run (as in
+    # ruff); one that only feeds the index (outside the given paths) is a warning.
+    unchecked = [k for k in errors if not by_key[k].context]
     for key in sorted(errors, key=lambda k: by_key[k].display):
-        err.write(f"esper-migrate check: warning: {by_key[key].display}: {errors[key]} (skipped)\n")
+        level = "warning" if by_key[key].context else "error"
+        err.write(f"esper-migrate check: {level}: {by_key[key].display}: {errors[key]}\n")
     findings = [
         _with_path(f, by_key[key].display)
         for key in sorted(per_file, key=lambda k: by_key[k].display)
@@ -198,7 +202,7 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
 
     items = [Reported(f, config.fails(f.code, f.tier)) for f in findings]
     out.write(render(items, options.fmt, statistics=options.statistics))
-    return EXIT_FINDINGS if any(item.fails for item in items) else EXIT_CLEAN
+    return EXIT_FINDINGS if unchecked or any(item.fails for item in items) else EXIT_CLEAN
 
 
 def _cpus() -> int:

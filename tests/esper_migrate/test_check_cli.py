@@ -263,12 +263,20 @@ def test_parallel_cold_run_gives_the_same_report(
     assert parallel[0] == 1
 
 
-def test_file_that_does_not_parse_is_skipped_with_a_warning(project: Path) -> None:
+def test_file_that_does_not_parse_is_an_error_kept_by_the_cache(project: Path) -> None:
     (project / "pkg" / "broken.py").write_text("def get_action(:\n")
-    for _ in range(2):  # cold, then warm from the cache: the warning is kept
+    for _ in range(2):  # cold, then warm from the cache: the error is kept
         code, out, err = _run()
         assert code == 1 and "EM001" in out
-        assert "warning: pkg/broken.py: does not parse" in err
+        assert "error: pkg/broken.py: does not parse" in err
+
+
+def test_a_checked_file_that_does_not_parse_fails_the_run(project: Path) -> None:
+    """Its sites cannot be checked, so a clean report would be a lie: exit 1, as ruff does."""
+    (project / "pkg" / "broken.py").write_text("def get_action(:\n")
+    code, _, err = _run("--no-cache", "pkg/broken.py")
+    assert code == 1
+    assert "error: pkg/broken.py: does not parse" in err
 
 
 def test_file_beyond_the_parsers_limits_is_skipped_with_a_warning(project: Path) -> None:
@@ -277,7 +285,7 @@ def test_file_beyond_the_parsers_limits_is_skipped_with_a_warning(project: Path)
     (project / "pkg" / "generated.py").write_text(huge)
     code, out, err = _run("--no-cache")
     assert code == 1 and "EM001" in out
-    assert "warning: pkg/generated.py: does not parse: RecursionError" in err
+    assert "error: pkg/generated.py: does not parse: RecursionError" in err
 
 
 def test_baseline_from_the_config(project: Path) -> None:
