@@ -55,7 +55,7 @@ class TrainConfig:
     # PPO
     learning_rate: float = 2.5e-3
     anneal_lr: bool = True
-    gamma: float = 0.95
+    gamma: float = 0.99
     gae_lambda: float = 0.95
     update_epochs: int = 8
     num_minibatches: int = 8
