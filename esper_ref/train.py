@@ -15,6 +15,7 @@ Reading order of one update (``Trainer.train_one_update``):
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import random
@@ -24,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import torch
@@ -511,16 +512,30 @@ def run_episodes(
 # -- files ---------------------------------------------------------------------------------
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through a temporary file and ``os.replace``: a crash never leaves a
+    half-written checkpoint, metrics file or plot. The file gets the usual umask permissions
+    (``mkstemp`` would leave it readable by its owner only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+            write(fh)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -579,12 +594,12 @@ def _truncate_metrics(path: Path, last_update: int) -> None:
         return
     with path.open(newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if float(r["update"]) <= last_update]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    data = text.getvalue().encode()
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def _tensorboard_writer(out_dir: Path) -> Any:
@@ -623,14 +638,10 @@ def write_learning_curve(metrics_csv: Path, png: Path, target: float | None = No
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=png.parent, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, png)
+        atomic_write(png, lambda fh: fig.savefig(fh, format="png", dpi=100))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,10 @@ def test_checkpoint_holds_everything_needed(tmp_path: Path) -> None:
     assert set(state["rng"]) == {"torch", "numpy", "python"}
     assert state["counters"]["global_step"] == 4 * 30
     assert (tmp_path / CURVE_NAME).stat().st_size > 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in (CHECKPOINT_NAME, CURVE_NAME, METRICS_NAME):  # not left owner-only by mkstemp
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     returns = evaluate_checkpoint(tmp_path / CHECKPOINT_NAME, episodes=3)
     assert len(returns) == 3 and all(isinstance(r, float) for r in returns)
 
