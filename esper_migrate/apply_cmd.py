@@ -30,14 +30,6 @@ def _config(paths: list[str]) -> tuple[list[str], list[str], Path | None, Path |
     return targets, list(cfg.exclude), cfg.spec, cfg.root
 
 
-def _all_inside(paths: list[str], root: Path) -> bool:
-    resolved = root.resolve()
-    inside = [Path(p).resolve() for p in paths]
-    if not resolved.is_dir() or resolved in inside:  # the root itself is a target already
-        return False
-    return all(p.is_relative_to(resolved) for p in inside)
-
-
 def summary_text(result: ApplyResult, verb: str) -> str:
     lines = []
     for u in sorted(result.unresolved, key=lambda u: (u.path, u.line, u.col)):
@@ -77,6 +69,7 @@ def apply(
     """Thread the spec's parameter through definitions, calls and storage, in place."""
     # Imported here so that `esper-migrate check` (same app) does not pay for them at startup.
     from esper_migrate.config import ConfigError
+    from esper_migrate.discover import strictly_inside
     from esper_migrate.engine import run_apply, unified_diff
     from esper_migrate.rewrite import write_atomic
     from esper_migrate.spec import SpecError, load_spec
@@ -85,7 +78,7 @@ def apply(
         targets, excludes, configured_spec, root = _config(paths or [])
         spec = load_spec(spec_file or configured_spec)
         # The index is repository-wide: the project root informs it even for a single file.
-        context = [root] if root is not None and _all_inside(targets, root) else []
+        context = [root] if root is not None and strictly_inside(targets, root) else []
         result = run_apply(targets, spec, excludes, jobs, exclude_root=root, context=context)
     except (SpecError, ConfigError, FileNotFoundError) as exc:
         typer.echo(f"esper-migrate: error: {exc}", err=True)

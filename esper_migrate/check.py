@@ -14,7 +14,6 @@ planning over forked workers (``--jobs``). Never imports torch; libcst is apply'
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
 import sys
@@ -132,8 +131,9 @@ def run_check(options: CheckOptions, out: TextIO | None = None, err: TextIO | No
 
 
 def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
-    from esper_migrate.cache import CheckCache
+    from esper_migrate.cache import CheckCache, content_hash
     from esper_migrate.config import load_config
+    from esper_migrate.discover import strictly_inside
     from esper_migrate.formats import Reported, render
 
     cwd = Path(os.getcwd())
@@ -154,7 +154,7 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
 
     targets = _discover(roots, config)
     sources = _read_sources(targets, config.root, cwd)
-    if _inside(roots, config.root):
+    if strictly_inside(roots, config.root):
         # The rest of the project feeds the index (never reported), as for apply: checking
         # one file still resolves the classes defined elsewhere.
         known = {s.key for s in sources}
@@ -162,7 +162,7 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
         sources.extend(replace(s, context=True) for s in context if s.key not in known)
     cache = CheckCache(
         config.root,
-        hashlib.blake2b(spec_bytes, digest_size=16).hexdigest(),
+        content_hash(spec_bytes),
         enabled=options.use_cache,
     )
     warm = cache.unchanged_tree(
@@ -227,13 +227,6 @@ def _discover(roots: list[Path], config: CheckConfig) -> list[Path]:
     return discover(roots, config.exclude, config.root if config.source is not None else None)
 
 
-def _inside(roots: list[Path], root: Path) -> bool:
-    """Whether every path given lies below the project root without being the root."""
-    resolved = [os.path.realpath(r) for r in roots]
-    top = str(root)
-    return top not in resolved and all(_under(r, top) is not None for r in resolved)
-
-
 def _under(path: str, directory: str) -> str | None:
     """``path`` relative to ``directory`` (posix), or None when it is not below it."""
     prefix = directory.rstrip(os.sep) + os.sep
@@ -244,6 +237,8 @@ def _under(path: str, directory: str) -> str | None:
 
 def _read_sources(files: list[Path], root: Path, cwd: Path) -> list[_Source]:
     # String arithmetic, not Path.resolve(): a warm run over a big tree is mostly this loop.
+    from esper_migrate.cache import content_hash
+
     # (os.getcwd() and the config root are physical paths already.)
     root_str, cwd_str = str(root), str(cwd)
     sources: list[_Source] = []
@@ -259,7 +254,7 @@ def _read_sources(files: list[Path], root: Path, cwd: Path) -> list[_Source]:
                 data = handle.read()
         except OSError as exc:
             raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        digest = content_hash(data)
         display = _under(absolute, cwd_str) or str(file)
         sources.append(_Source(key, display, data, digest))
     return sources
@@ -376,6 +371,8 @@ def _analyze(
     from esper_migrate.spec import load_spec
 
     spec = load_spec(spec_path)
+    from esper_migrate.cache import content_hash
+
     prefilter = prefilter_bytes(spec)
     candidates = [s for s in sources if prefilter.search(s.data)]
 
@@ -396,9 +393,7 @@ def _analyze(
     checked = {s.key for s in sources if not s.context}
     errors = {k: str(s["error"]) for k, s in summaries.items() if s["error"] and k in checked}
     ordered = {key: summaries[key] for key in sorted(summaries)}
-    fingerprint = hashlib.blake2b(
-        json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
-    ).hexdigest()
+    fingerprint = content_hash(json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode())
     index = Index.build(ordered.values(), spec)
 
     result: dict[str, list[Finding]] = {s.key: [] for s in sources if not s.context}

@@ -97,3 +97,16 @@ def discover(
                     continue
                 found.add(Path(dirpath) / f)
     return sorted(found)
+
+
+def strictly_inside(paths: Iterable[str | os.PathLike[str]], root: Path) -> bool:
+    """Whether every path lies below the project ``root`` and none is the root itself.
+
+    Then the rest of the project must be read as index context: checking or migrating one
+    file still resolves the classes defined elsewhere. Paths compare physically (symlinks
+    resolved) as strings, which is cheap enough for check's warm path.
+    """
+    top = os.path.realpath(root)
+    prefix = top.rstrip(os.sep) + os.sep
+    resolved = [os.path.realpath(p) for p in paths]
+    return top not in resolved and all(r.startswith(prefix) for r in resolved)
