@@ -7,25 +7,39 @@
     batch = Rollout(states=s, masks=m)   # env and step must agree across all fields
     batch.dims                          # {"env": 4, "step": 16, "obs_dim": 114}
 
-Fields are checked in declaration order with shared symbols. Validation never converts or
-copies: each attribute is the very object passed in (``batch.states is s``). A violation raises
-``pydantic.ValidationError`` wrapping one :class:`ContractError` that lists every problem.
+Fields are checked in declaration order with shared symbols (``contract_fixed`` fixes some,
+``contract_derived`` ties some to others, as ``fixed=``/``derived=`` of ``@contract`` do).
+Validation never converts or copies: each attribute is the very object passed in
+(``batch.states is s``). A violation raises one :class:`BatchContractError`: a
+:class:`ContractError` listing every problem (``str()`` is those lines) that is also a
+``pydantic.ValidationError`` (so code catching that, or ``ValueError``, works as before).
+Nested as a field of another pydantic model, it arrives inside that model's error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, PrivateAttr
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, PrivateAttr, ValidationError
 from pydantic_core import CoreSchema, core_schema
 
 from contracts.checker import Checker, DimValue
+from contracts.dims import Expr, parse_derived
 from contracts.errors import ContractError
 from contracts.spec import Spec, SpecLike, spec
 from contracts.switch import FULL, OFF, current_level
 
-__all__ = ["TensorBatch", "TensorField"]
+__all__ = ["BatchContractError", "TensorBatch", "TensorField"]
+
+
+class BatchContractError(ContractError, ValidationError):
+    """A :class:`TensorBatch` broke its contract: a ``ContractError`` and a pydantic
+    ``ValidationError`` at once. ``errors()`` holds one ``value_error`` whose ``ctx["error"]``
+    is the plain ``ContractError``."""
+
+    def __str__(self) -> str:
+        return "\n".join(self.violations)
 
 
 class TensorField:
@@ -56,8 +70,11 @@ class TensorBatch(BaseModel):
 
     #: Symbols fixed for every instance of the class, e.g. ``{"num_slots": 3}``.
     contract_fixed: ClassVar[Mapping[str, DimValue]] = {}
+    #: Symbols tied to others for every instance, e.g. ``{"obs_dim": "24 + 30*num_slots"}``.
+    contract_derived: ClassVar[Mapping[str, str]] = {}
     #: (field name, spec) of every field with a :class:`TensorField`, in declaration order.
     contract_fields: ClassVar[tuple[tuple[str, Spec], ...]] = ()
+    _contract_relations: ClassVar[tuple[tuple[str, Expr], ...]] = ()
 
     _dims: dict[str, DimValue] = PrivateAttr(default_factory=dict)
 
@@ -77,16 +94,47 @@ class TensorBatch(BaseModel):
                 if isinstance(meta, TensorField):
                     found.append((name, meta.spec))
         cls.contract_fields = tuple(found)
+        cls._contract_relations = parse_derived(cls.contract_derived, cls.__name__)
+        if cls._contract_relations or found:
+            from contracts.plan import check_expressions
+
+            check_expressions(
+                cls.__name__,
+                [s for _, s in found],
+                set(cls.contract_fixed),
+                cls._contract_relations,
+            )
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise _unwrap(e) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as e:
+            raise _unwrap(e) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
+        try:
+            return super().model_validate_json(json_data, **kwargs)
+        except ValidationError as e:
+            raise _unwrap(e) from None
 
     def model_post_init(self, context: Any, /) -> None:
         level = current_level()
         if level == OFF or not self.contract_fields:
             return
-        checker = Checker(full=level == FULL)
+        checker = Checker(full=level == FULL, derived=self._contract_relations)
         for sym, value in self.contract_fixed.items():
             checker.bind(sym, value, "fixed")
         for name, field_spec in self.contract_fields:
             checker.check(name, getattr(self, name), field_spec)
+        checker.resolve()
         if checker.violations:
             raise ContractError.of(type(self).__name__, checker.violations)
         self._dims = checker.symbols
@@ -95,3 +143,20 @@ class TensorBatch(BaseModel):
     def dims(self) -> dict[str, DimValue]:
         """The value of every symbol, as bound by the fields (empty when contracts are off)."""
         return dict(self._dims)
+
+
+def _unwrap(error: ValidationError) -> Exception:
+    """A BatchContractError if the batch's contract is the whole failure, else ``error``."""
+    details = error.errors()
+    if len(details) == 1 and not details[0].get("loc"):
+        inner = details[0].get("ctx", {}).get("error")
+        if isinstance(inner, ContractError):
+            out = BatchContractError.from_exception_data(
+                error.title,
+                [{"type": "value_error", "loc": (), "input": None, "ctx": {"error": inner}}],
+                hide_input=True,
+            )
+            out.function = inner.function
+            out.violations = inner.violations
+            return out
+    return error

@@ -3,11 +3,15 @@
 The wrapper has the decorated function's own signature, so Python binds the arguments (no
 ``inspect.bind`` per call), and its body is straight-line code specialised to the specs:
 ``type(x) is Tensor``, ``x.dtype is torch.int64``, ``len(s := x.shape) == 2``, ``s[0] == batch``.
-Every test is a cheap attribute or integer comparison, and it is plain Python on shapes and
-dtypes, so ``torch.compile`` traces it into the graph's guards. On the first doubt the call
-goes to :meth:`Plan.slow`, which checks thoroughly and either raises one ``ContractError``
-listing every violation or lets the call proceed (a tensor subclass, a Mapping that is not a
-dict: legal, just not on the fast path).
+Every test is a cheap attribute or integer comparison. On the first doubt the wrapper asks
+:meth:`Plan.start`, which checks thoroughly and either raises one ``ContractError`` listing
+every violation or lets the call proceed (a tensor subclass, a Mapping that is not a dict:
+legal, just not on the fast path).
+
+Under ``torch.compile`` the wrapper's own frame is skipped by dynamo (it runs eagerly, around
+the compiled graph of the decorated function), so a compiled contracted function is one graph
+and a wrong call raises ``ContractError`` itself. Inlined into a larger compiled function,
+the wrapper is traced like any Python: its checks become the graph's guards.
 """
 
 from __future__ import annotations
@@ -17,13 +21,24 @@ import inspect
 import itertools
 import linecache
 from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 import torch
 
+from contracts.dims import Expr, is_expr, parse_expr
 from contracts.plan import MISSING, Plan
-from contracts.spec import DTYPES, FAMILIES, DictSpec, Spec, TensorSpec, is_variadic
-from contracts.switch import OVERRIDE
+from contracts.spec import (
+    DTYPES,
+    FAMILIES,
+    DictSpec,
+    ListSpec,
+    Spec,
+    TensorSpec,
+    TupleSpec,
+    is_variadic,
+)
+from contracts.switch import ACTIVE, override_level
 
 __all__ = ["compile_wrapper"]
 
@@ -38,7 +53,8 @@ class _Gen:
         self.ns: dict[str, Any] = {
             "_ct_T": torch.Tensor,
             "_ct_M": MISSING,
-            "_ct_ovr": OVERRIDE,
+            "_ct_act": ACTIVE,
+            "_ct_ovr": override_level,
             # Builtins under private names: a parameter called ``type`` or ``len`` must not
             # shadow what the generated code calls.
             "_ct_getattr": getattr,
@@ -47,8 +63,9 @@ class _Gen:
             "_ct_dict": dict,
             "_ct_tuple": tuple,
             "_ct_int": int,
-            "_ct_slow": plan.slow,
-            "_ct_slowret": plan.slow_return,
+            "_ct_list": list,
+            "_ct_start": plan.start,
+            "_ct_finish": plan.finish,
         }
         self.consts: dict[int, str] = {}
         self.tmp = itertools.count()
@@ -57,6 +74,9 @@ class _Gen:
         self.needs_init: set[str] = set()
         self.lines: list[str] = []
         self.fail = ""
+        #: Expression dims of unconditional tensors: (shape item, expression), checked once
+        #: every argument has bound its symbols.
+        self.deferred: list[tuple[str, Expr]] = []
 
     def const(self, value: object, prefix: str) -> str:
         key = id(value)
@@ -87,6 +107,10 @@ class _Gen:
             self.tensor(s, expr, indent, conditional)
         elif isinstance(s, DictSpec):
             self.dict(s, expr, indent, conditional)
+        elif isinstance(s, ListSpec):
+            self.sequence(s.item, "_ct_list", expr, indent)
+        elif isinstance(s, TupleSpec) and s.variadic:
+            self.sequence(s.items[0], "_ct_tuple", expr, indent)
         else:
             n = len(s.items)
             self.emit(indent, f"if _ct_type({expr}) is not _ct_tuple or _ct_len({expr}) != {n}:")
@@ -95,6 +119,13 @@ class _Gen:
                 v = self.var("v")
                 self.emit(indent, f"{v} = {expr}[{i}]")
                 self.spec(item, v, indent, conditional)
+
+    def sequence(self, item: Spec, kind: str, expr: str, indent: int) -> None:
+        self.emit(indent, f"if _ct_type({expr}) is not {kind}:")
+        self.emit(indent + 1, self.fail)
+        v = self.var("v")
+        self.emit(indent, f"for {v} in {expr}:")
+        self.spec(item, v, indent + 1, True)
 
     def dict(self, s: DictSpec, expr: str, indent: int, conditional: bool) -> None:
         if s.keys is not None:
@@ -144,6 +175,9 @@ class _Gen:
                 continue
             if d in ("_", "*", "...", "*_"):
                 continue
+            if is_expr(d):
+                self.expression(parse_expr(d), at, tests, conditional)
+                continue
             name = d[1:] if d.startswith("*") else d
             if name in here:  # the same symbol twice in one tensor, e.g. [n, n]
                 tests.append(f"{at} == {here[name]}")
@@ -169,6 +203,61 @@ class _Gen:
             tests.append(f"({at} == {var} if {var} is not None else ({var} := {at}) is not None)")
             self.needs_init.add(var)
             self.state[name] = _MAYBE if cond else _BOUND
+
+    def expression(self, e: Expr, at: str, tests: list[str], cond: bool) -> None:
+        if all(self.state.get(n) == _BOUND for n in e.symbols):
+            tests.append(f"{at} == {self.py(e)}")
+        elif not cond:
+            self.deferred.append((at, e))
+        else:
+            # Inside a loop or an optional value, with a symbol not yet bound: leave it to
+            # the thorough check (which can also solve for the symbol).
+            tests.append("False")
+
+    def py(self, e: Expr) -> str:
+        return e.python({n: self.sym(n) for n in e.symbols})
+
+    def settle(self, indent: int, derived: bool) -> None:
+        """After the arguments: deferred expression dims, then derived symbols."""
+        for at, e in self.deferred:
+            guard = self.guard(e)
+            if guard is None:
+                self.emit(indent, self.fail)  # a symbol only the thorough check can find
+                return
+            self.emit(indent, f"if {guard}{at} != {self.py(e)}:")
+            self.emit(indent + 1, self.fail)
+        self.deferred = []
+        for sym, e in self.plan.derived if derived else ():
+            guard = self.guard(e)
+            state = self.state.get(sym, _UNBOUND)
+            var = self.sym(sym)
+            if guard is None:
+                if state != _UNBOUND:
+                    self.emit(indent, self.fail)  # solving is the thorough check's job
+                    return
+                continue  # neither side known: the relation has nothing to check
+            if state == _UNBOUND:
+                if guard:
+                    self.emit(indent, f"if {guard[:-4]}:")  # some symbol missing
+                    self.emit(indent + 1, self.fail)
+                self.emit(indent, f"{var} = {self.py(e)}")
+                self.state[sym] = _BOUND
+                continue
+            if state == _MAYBE:
+                guard = f"{var} is None or {guard}"
+            self.emit(indent, f"if {guard}{var} != {self.py(e)}:")
+            self.emit(indent + 1, self.fail)
+
+    def guard(self, e: Expr) -> str | None:
+        """``"a is None or b is None or "`` for maybe-bound symbols; None if one is unbound."""
+        parts = []
+        for n in sorted(e.symbols):
+            state = self.state.get(n, _UNBOUND)
+            if state == _UNBOUND:
+                return None
+            if state == _MAYBE:
+                parts.append(f"{self.sym(n)} is None or ")
+        return "".join(parts)
 
     def device(
         self, device: str, expr: str, tests: list[str], binds: list[str], cond: bool
@@ -235,13 +324,17 @@ class _Gen:
             sig_parts.append("/")
         call = f"_ct_fn({', '.join(call_parts)})"
         params = "(" + "".join(f"{p.name}, " for p in plan.params) + ")"
-        # No lambda here: it would turn every parameter into a cell variable, slowing the
-        # fast path; the slow path rebuilds the call from the parameter tuple instead.
-        self.fail = f"return _ct_slow(_ct_l, {params})"
+        # On doubt: the thorough check raises or returns its checker, then the call, then the
+        # return value's thorough check (argument order is evaluation order).
+        self.fail = f"return _ct_finish(_ct_start(_ct_l, {params}), {call})"
 
         body = self.lines
-        self.emit(1, "_ct_l = _ct_ovr[0]")
-        self.emit(1, "if _ct_l is None:")
+        # The per-context mode is read only while some mode() block is open somewhere.
+        self.emit(1, "if _ct_act[0]:")
+        self.emit(2, "_ct_l = _ct_ovr()")
+        self.emit(2, "if _ct_l is None:")
+        self.emit(3, f"_ct_l = {default_level}")
+        self.emit(1, "else:")
         self.emit(2, f"_ct_l = {default_level}")
         self.emit(1, "if _ct_l != 1:")
         self.emit(2, "if _ct_l == 0:")
@@ -262,10 +355,12 @@ class _Gen:
             self.state[sym] = _BOUND
         for name, _index, s in plan.args:
             self.spec(s, name, 1, False)
+        self.settle(1, derived=True)
         self.emit(1, f"_ct_r = {call}")
         if plan.returns is not None:
-            self.fail = f"return _ct_slowret(_ct_l, {params}, _ct_r)"
+            self.fail = f"return _ct_finish(_ct_start(_ct_l, {params}), _ct_r)"
             self.spec(plan.returns, "_ct_r", 1, False)
+            self.settle(1, derived=False)
         self.emit(1, "return _ct_r")
         body[init_at:init_at] = [f"    {v} = None" for v in sorted(self.needs_init)]
 
@@ -275,9 +370,34 @@ class _Gen:
         code = compile(source, filename, "exec")
         exec(code, self.ns)
         wrapper: Callable[..., Any] = self.ns[_safe_name(plan.name)]
+        _dynamo_runs_eagerly(wrapper.__code__, recursive=False)
         functools.update_wrapper(wrapper, fn)
         wrapper.__contract_source__ = source  # type: ignore[attr-defined]
         return wrapper
+
+
+def _dynamo_runs_eagerly(code: CodeType, recursive: bool) -> None:
+    """Have ``torch.compile`` run ``code``'s frames eagerly instead of tracing them.
+
+    Non-recursive for the wrapper (the decorated function it calls is still compiled, one
+    graph), recursive for the thorough check (it raises ``ContractError`` in plain Python,
+    which a traced frame would turn into dynamo's own error). Only frames entered from eager
+    code are affected: inlined into a traced function, the same code is still traced.
+    """
+    try:
+        from torch._C._dynamo.eval_frame import (
+            _FrameAction,
+            _FrameExecStrategy,
+            set_code_exec_strategy,
+        )
+    except ImportError:  # pragma: no cover - a torch without dynamo: nothing compiles frames
+        return
+    nested = _FrameAction.SKIP if recursive else _FrameAction.DEFAULT
+    set_code_exec_strategy(code, _FrameExecStrategy(_FrameAction.SKIP, nested))
+
+
+for _code in (Plan.start.__code__, Plan.finish.__code__, override_level.__code__):
+    _dynamo_runs_eagerly(_code, recursive=True)
 
 
 def _safe_name(name: str) -> str:

@@ -22,7 +22,10 @@ class ContractError(TypeError, ValueError):
         # No custom __init__: torch.compile traces the default one, so a violation found
         # while compiling surfaces as this error rather than as a tracing failure.
         lines = tuple(f"{function}: {v}" for v in violations)
-        error = cls("\n".join(lines))
+        text = ""
+        for line in lines:  # not str.join, which dynamo cannot trace for computed strings
+            text = line if not text else text + "\n" + line
+        error = cls(text)
         error.function = function
         error.violations = lines
         return error

@@ -12,9 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from contracts.annotations import specs_from_annotations
 from contracts.checker import Checker, DimValue
+from contracts.dims import Expr, is_expr, parse_derived, parse_expr
 from contracts.errors import ContractError
-from contracts.spec import Spec, SpecLike, TensorSpec, spec
+from contracts.spec import ListSpec, Spec, SpecLike, TensorSpec, spec
 from contracts.switch import FULL, OFF
 
 __all__ = ["MISSING", "Plan", "build_plan"]
@@ -48,6 +50,8 @@ class Plan:
     fixed: tuple[tuple[str, DimValue], ...]
     #: (symbol, path such as "self.num_slots", root parameter index, attribute names).
     bind: tuple[tuple[str, str, int, tuple[str, ...]], ...]
+    #: (symbol, expression) of ``derived=``, each after the derived symbols it uses.
+    derived: tuple[tuple[str, Expr], ...] = ()
 
     @property
     def call_kinds(self) -> tuple[tuple[str, int], ...]:
@@ -68,7 +72,7 @@ class Plan:
 
     def start(self, level: int, params: tuple[object, ...]) -> Checker:
         """Bind fixed and instance symbols, check every argument; raise on any violation."""
-        checker = Checker(full=level == FULL)
+        checker = Checker(full=level == FULL, derived=self.derived)
         for sym, fixed_value in self.fixed:
             checker.bind(sym, fixed_value, "fixed")
         for sym, path, root, attrs in self.bind:
@@ -87,6 +91,7 @@ class Plan:
                 checker.bind(sym, value, f"bound by {path}")
         for name, index, s in self.args:
             checker.check(name, params[index], s)
+        checker.resolve()
         if checker.violations:
             raise ContractError.of(self.name, checker.violations)
         return checker
@@ -96,7 +101,7 @@ class Plan:
         if level == OFF:
             return self.call(params)
         checker = self.start(level, params)
-        return self._finish(checker, self.call(params))
+        return self.finish(checker, self.call(params))
 
     def call(self, params: tuple[object, ...]) -> object:
         """Call the function with the values of its parameters, in signature order."""
@@ -115,11 +120,13 @@ class Plan:
 
     def slow_return(self, level: int, params: tuple[object, ...], result: object) -> object:
         """The fast path doubted only the return value: check everything thoroughly."""
-        return self._finish(self.start(level, params), result)
+        return self.finish(self.start(level, params), result)
 
-    def _finish(self, checker: Checker, result: object) -> object:
+    def finish(self, checker: Checker, result: object) -> object:
+        """Check the return value with the symbols the arguments bound; raise or return it."""
         if self.returns is not None:
             checker.check("return", result, self.returns)
+            checker.resolve()
             if checker.violations:
                 raise ContractError.of(self.name, checker.violations)
         return result
@@ -140,6 +147,8 @@ def _tensor_specs(s: Spec) -> list[TensorSpec]:
         for c in children:
             if c is not None:
                 out.extend(_tensor_specs(c))
+    elif isinstance(s, ListSpec):
+        out.extend(_tensor_specs(s.item))
     else:
         for c in s.items:
             out.extend(_tensor_specs(c))
@@ -152,6 +161,7 @@ def build_plan(
     returns: SpecLike | None,
     bind: Mapping[str, str] | None,
     fixed: Mapping[str, DimValue] | None,
+    derived: Mapping[str, str] | None = None,
 ) -> Plan:
     name = getattr(fn, "__name__", type(fn).__name__)
     try:
@@ -163,8 +173,23 @@ def build_plan(
     for p in params:
         if p.name.startswith("_ct_"):
             raise TypeError(f"contract for {name}: parameter names starting '_ct_' are reserved")
+    annotated, annotated_returns = specs_from_annotations(fn, name)
+    both = [a for a in arg_specs if a in annotated]
+    if returns is not None and annotated_returns is not None:
+        both.append("returns")
+    if both:
+        raise TypeError(
+            f"contract for {name}: {', '.join(both)} has a spec both in its annotation and "
+            "as a keyword of @contract; keep one"
+        )
+    arg_specs = {**annotated, **arg_specs}
+    if returns is None:
+        returns = annotated_returns
     if not arg_specs and returns is None:
-        raise TypeError(f"contract for {name}: no specs given, it would check nothing")
+        raise TypeError(
+            f"contract for {name}: no specs given, it would check nothing (give them as "
+            "keywords of @contract or in the annotations, e.g. x: F32['batch n'])"
+        )
     if returns is not None and (
         inspect.iscoroutinefunction(fn)
         or inspect.isgeneratorfunction(fn)
@@ -206,6 +231,10 @@ def build_plan(
         if sym in dict(fixed_items):
             raise TypeError(f"contract for {name}: {sym} is both fixed and bound")
         bind_items.append((sym, path, index[root], tuple(attrs)))
+    derived_items = parse_derived(derived, f"contract for {name}")
+    for sym, _ in derived_items:
+        if sym in dict(fixed_items) or any(sym == b[0] for b in bind_items):
+            raise TypeError(f"contract for {name}: {sym} is derived, it cannot be fixed or bound")
     plan = Plan(
         name=name,
         fn=fn,
@@ -214,10 +243,54 @@ def build_plan(
         returns=None if returns is None else spec(returns),
         fixed=tuple(fixed_items),
         bind=tuple(bind_items),
+        derived=derived_items,
     )
     variadic = plan.symbols_with_variadic()
     for sym, value in plan.fixed:
         if (sym in variadic) != isinstance(value, tuple):
             kind = "a tuple of ints" if sym in variadic else "an int"
             raise TypeError(f"contract for {name}: fixed {sym} must be {kind}")
+    check_expressions(
+        f"contract for {name}",
+        plan._all_specs(),
+        {s for s, _ in plan.fixed} | {b[0] for b in plan.bind},
+        plan.derived,
+    )
     return plan
+
+
+def check_expressions(
+    where: str,
+    specs: list[Spec],
+    given: set[str],
+    derived: tuple[tuple[str, Expr], ...],
+) -> None:
+    """Refuse expressions that could never be checked: a variadic symbol in one, or a
+    symbol that nothing binds (unless the expression can solve for it)."""
+    plain: set[str] = set(given) | {s for s, _ in derived}
+    variadic: set[str] = set()
+    exprs: list[Expr] = [e for _, e in derived]
+    for s in specs:
+        for t in _tensor_specs(s):
+            for d in t.shape:
+                if not isinstance(d, str):
+                    continue
+                if d.startswith("*"):
+                    variadic.add(d[1:])
+                elif is_expr(d):
+                    exprs.append(parse_expr(d))
+                elif d not in ("_", "..."):
+                    plain.add(d)
+    for e in exprs:
+        bad = sorted(e.symbols & variadic)
+        if bad:
+            raise TypeError(
+                f"{where}: {', '.join(bad)} binds several dims (*{bad[0]}) and cannot be "
+                f"used in the expression {e}"
+            )
+        free = sorted(e.symbols - plain)
+        if free and not (len(free) == 1 and e.solvable(free[0])):
+            raise TypeError(
+                f"{where}: nothing binds {', '.join(free)} in the expression {e}: name it "
+                "as a dimension of some argument, or give it with bind=, fixed= or derived="
+            )

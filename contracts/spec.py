@@ -3,16 +3,20 @@
 Grammar of the string form (whitespace is free)::
 
     spec    := atom ("|" "None")?  |  "None" "|" atom
-    atom    := tensor | "dict[str, " spec "]" | "tuple[" spec ("," spec)* "]"
+    atom    := tensor | "dict[str, " spec "]" | "list[" spec "]" | "tuple[" spec ", ...]"
+             | "tuple[" spec ("," spec)* "]"
     tensor  := DTYPE "[" (dim ("," dim)*)? "]" ("@" DEVICE)? ("in" "[" NUM "," NUM "]")?
-    dim     := INT | name | "_" | "*" name | "*" | "..."
+    dim     := expr | "_" | "*" name | "*" | "..."
+    expr    := INT | name | expr ("+" | "-" | "*" | "//") expr | "(" expr ")"
 
 ``DTYPE`` is an exact torch dtype (``float32``, ``int64``, ``bool`` ...) or a family (``float``,
 ``integer``, ``signed``, ``complex``, ``any``). A ``name`` dim is a symbol bound by its first
 occurrence in a call and compared everywhere else; ``_`` is one dimension of any size; ``*name``
 binds any number of leading/trailing dimensions as a tuple; ``*`` and ``...`` are any number of
-dimensions. ``DEVICE`` is ``cpu``, ``cuda``, ``cuda:1``, ... or ``same`` (the same device as the
-other ``@same`` tensors of the call). ``in [lo, hi]`` is an inclusive value range, checked only
+dimensions. An expression such as ``24 + 30*num_slots`` is checked against the symbols it uses
+(see ``contracts.dims``); ``list[spec]`` and ``tuple[spec, ...]`` hold any number of items.
+``DEVICE`` is ``cpu``, ``cuda``, ``cuda:1``, ... or ``same`` (the same device as the other
+``@same`` tensors of the call). ``in [lo, hi]`` is an inclusive value range, checked only
 in ``full`` mode because it reads the values (a device sync). Per-key dicts and tuples can also
 be written as Python ``dict``/``tuple`` literals of specs, see :func:`spec`.
 """
@@ -28,8 +32,12 @@ from typing import Annotated, Final, Literal, Self, TypeAlias, Union
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.dims import MAX_DEPTH, parse_dim
+
 __all__ = [
+    "SUPPORTED",
     "DictSpec",
+    "ListSpec",
     "Spec",
     "SpecLike",
     "TensorSpec",
@@ -60,6 +68,12 @@ FAMILIES: Final[dict[str, frozenset[torch.dtype]]] = {
 }
 
 _DIM_STR = re.compile(r"\*?[A-Za-z_][A-Za-z0-9_]*|\*|\.\.\.")
+#: What a spec can be, for messages about what it cannot.
+SUPPORTED: Final = (
+    "a spec is dtype[dims] (an exact dtype such as float32, int64, bool, or a family: "
+    "float, integer, signed, complex, any), dict[str, spec], list[spec], tuple[spec, ...], "
+    "tuple[spec, spec, ...] or spec | None"
+)
 _SPECIAL_DEVICES: Final = frozenset({"same"})
 
 
@@ -125,14 +139,23 @@ class TensorSpec(_SpecBase):
     @field_validator("shape")
     @classmethod
     def _valid_dims(cls, dims: tuple[int | str, ...]) -> tuple[int | str, ...]:
+        out: list[int | str] = []
         for d in dims:
             if isinstance(d, int):
                 if d < 0:
                     raise ValueError(f"dimension {d} is negative")
             elif not _DIM_STR.fullmatch(d):
-                raise ValueError(
-                    f"dimension {d!r} is not an int, a name, '_', '*name', '*' or '...'"
-                )
+                try:
+                    d = parse_dim(d)
+                except ValueError as e:
+                    raise ValueError(
+                        f"dimension {d!r} is not an int, a name, '_', '*name', '*', '...' or "
+                        f"an expression: {e}"
+                    ) from None
+                if isinstance(d, int) and d < 0:
+                    raise ValueError(f"dimension {d} is negative")
+            out.append(d)
+        dims = tuple(out)
         if sum(1 for d in dims if is_variadic(d)) > 1:
             raise ValueError("at most one variadic dimension ('*name', '*' or '...') per tensor")
         return dims
@@ -211,36 +234,72 @@ class DictSpec(_SpecBase):
 
 
 class TupleSpec(_SpecBase):
-    """A fixed-length tuple of specs, such as an LSTM's ``(h, c)``."""
+    """A tuple of specs: fixed length, such as an LSTM's ``(h, c)``, or with ``variadic``
+    any number of items of its one spec (``tuple[float32[n], ...]``)."""
 
     kind: Literal["tuple"] = "tuple"
     items: tuple[Spec, ...] = Field(min_length=1)
+    variadic: bool = False
+
+    @model_validator(mode="after")
+    def _one_variadic_item(self) -> TupleSpec:
+        if self.variadic and len(self.items) != 1:
+            raise ValueError("a variadic tuple spec has exactly one item spec")
+        return self
 
     def signature(self) -> str:
+        if self.variadic:
+            return f"tuple[{self.items[0]}, ...]"
         return "tuple[" + ", ".join(str(i) for i in self.items) + "]"
 
     def __str__(self) -> str:
         return self.signature() + self._suffix()
 
 
-Spec: TypeAlias = Annotated[Union[TensorSpec, DictSpec, TupleSpec], Field(discriminator="kind")]  # noqa: UP007
+class ListSpec(_SpecBase):
+    """A ``list`` of any length whose items all match one spec."""
+
+    kind: Literal["list"] = "list"
+    item: Spec
+
+    def signature(self) -> str:
+        return f"list[{self.item}]"
+
+    def __str__(self) -> str:
+        return self.signature() + self._suffix()
+
+
+Spec: TypeAlias = Annotated[
+    Union[TensorSpec, DictSpec, TupleSpec, ListSpec],  # noqa: UP007
+    Field(discriminator="kind"),
+]
 #: Anything :func:`spec` turns into a spec: a spec, a spec string, a dict of specs per key, or
 #: a tuple of specs.
 SpecLike: TypeAlias = Union[  # noqa: UP007
-    TensorSpec, DictSpec, TupleSpec, str, Mapping[str, "SpecLike"], tuple["SpecLike", ...]
+    TensorSpec,
+    DictSpec,
+    TupleSpec,
+    ListSpec,
+    str,
+    Mapping[str, "SpecLike"],
+    tuple["SpecLike", ...],
 ]
+SPEC_TYPES: Final = (TensorSpec, DictSpec, TupleSpec, ListSpec)
 
 DictSpec.model_rebuild()
 TupleSpec.model_rebuild()
+ListSpec.model_rebuild()
 
 
 # ---------------------------------------------------------------------------------- parsing
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>[-+]?(?:inf\b|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?))"
+    r"\s*(?:(?P<num>inf\b|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?::\d+)?)"
-    r"|(?P<op>\.\.\.|[\[\],|@*]))"
+    r"|(?P<op>\.\.\.|//|[\[\],|@*+\-()]))"
 )
+_CONTAINERS: Final = {"dict": "dict", "Dict": "dict", "list": "list", "List": "list"}
+_TUPLES: Final = frozenset({"tuple", "Tuple"})
 
 
 class _Parser:
@@ -258,6 +317,7 @@ class _Parser:
             self.tokens.append((kind, m.group(kind), m.start(kind)))
             pos = m.end()
         self.i = 0
+        self.depth = 0
 
     def _peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -288,33 +348,52 @@ class _Parser:
         return out
 
     def _spec(self) -> dict[str, object]:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"specs nested more than {MAX_DEPTH} deep")
         if self._accept("None"):
             self._take("|")
             atom = self._atom()
             atom["optional"] = True
-            return atom
-        atom = self._atom()
-        if self._accept("|"):
-            self._take("None")
-            atom["optional"] = True
+        else:
+            atom = self._atom()
+            if self._accept("|"):
+                self._take("None")
+                atom["optional"] = True
+        self.depth -= 1
         return atom
 
     def _atom(self) -> dict[str, object]:
         head = self._take(kind="name")
-        if head in ("dict", "Dict"):
+        container = _CONTAINERS.get(head)
+        if container == "dict":
             self._take("[")
             self._take("str")
             self._take(",")
             values = self._spec()
             self._take("]")
             return {"kind": "dict", "values": values}
-        if head in ("tuple", "Tuple"):
+        if container == "list":
+            self._take("[")
+            item = self._spec()
+            if not self._accept("]"):
+                raise ValueError(f"list[...] takes one spec; expected ']' {self._where()}")
+            return {"kind": "list", "item": item}
+        if head in _TUPLES:
             self._take("[")
             items = [self._spec()]
+            variadic = False
             while self._accept(","):
+                if self._accept("..."):
+                    if len(items) != 1:
+                        raise ValueError("'...' in a tuple follows its only item: tuple[spec, ...]")
+                    variadic = True
+                    break
                 items.append(self._spec())
             self._take("]")
-            return {"kind": "tuple", "items": items}
+            return {"kind": "tuple", "items": items, "variadic": variadic}
+        if head not in DTYPES and head not in FAMILIES:
+            raise ValueError(f"unknown dtype {head!r}; {SUPPORTED}")
         return self._tensor(head)
 
     def _tensor(self, dtype: str) -> dict[str, object]:
@@ -343,11 +422,6 @@ class _Parser:
         if tok is None:
             raise ValueError(f"expected a dimension {self._where()}")
         kind, value, _ = tok
-        if kind == "num":
-            self.i += 1
-            if not value.isdigit():
-                raise ValueError(f"dimension {value!r} is not a non-negative integer")
-            return int(value)
         if value == "*":
             self.i += 1
             nxt = self._peek()
@@ -358,10 +432,35 @@ class _Parser:
         if value == "...":
             self.i += 1
             return "..."
-        return self._take(kind="name")
+        if kind == "num" and not value.isdigit():
+            raise ValueError(f"dimension {value!r} is not a non-negative integer")
+        # An int, a symbol or an expression: every token up to the next ',' or ']' outside
+        # parentheses, handed to the expression parser.
+        start, parens, parts = self.i, 0, []
+        while (tok := self._peek()) is not None:
+            if tok[1] in (",", "]") and parens == 0:
+                break
+            if tok[1] == "[":
+                raise ValueError(
+                    f"a dimension cannot be subscripted {self._where()}: nest specs only in "
+                    f"dict[...], list[...] or tuple[...]; {SUPPORTED}"
+                )
+            parens += {"(": 1, ")": -1}.get(tok[1], 0)
+            if parens > MAX_DEPTH:
+                raise ValueError(f"expression nested more than {MAX_DEPTH} deep")
+            parts.append(tok[1])
+            self.i += 1
+        if not parts:
+            raise ValueError(f"expected a dimension {self._where()}")
+        if len(parts) == 1 and self.tokens[start][0] == "name":
+            return parts[0]
+        return parse_dim(" ".join(parts))
 
     def _num(self) -> int | float:
-        value = self._take(kind="num")
+        sign = "-" if self._accept("-") else ""
+        if not sign:
+            self._accept("+")
+        value = sign + self._take(kind="num")
         try:
             return int(value)
         except ValueError:
@@ -372,19 +471,22 @@ def _parse_string(text: str) -> dict[str, object]:
     try:
         return _Parser(text).parse()
     except ValueError as e:
-        raise ValueError(f"invalid spec {text!r}: {e}") from None
+        shown = text if len(text) <= 120 else text[:100] + "..."
+        raise ValueError(f"invalid spec {shown!r}: {e}") from None
 
 
-def _to_data(value: object) -> object:
+def _to_data(value: object, depth: int = 0) -> object:
     """Turn a spec-like into plain data that ``_SpecHolder`` validates."""
-    if isinstance(value, TensorSpec | DictSpec | TupleSpec):
+    if depth > MAX_DEPTH:
+        raise ValueError(f"specs nested more than {MAX_DEPTH} deep")
+    if isinstance(value, SPEC_TYPES):
         return value
     if isinstance(value, str):
         return _parse_string(value)
     if isinstance(value, Mapping):
-        return {"kind": "dict", "keys": {k: _to_data(v) for k, v in value.items()}}
+        return {"kind": "dict", "keys": {k: _to_data(v, depth + 1) for k, v in value.items()}}
     if isinstance(value, tuple):
-        return {"kind": "tuple", "items": [_to_data(v) for v in value]}
+        return {"kind": "tuple", "items": [_to_data(v, depth + 1) for v in value]}
     return value
 
 
@@ -411,7 +513,7 @@ def spec(value: SpecLike) -> Spec:
     ``spec("float32[batch, obs_dim]")``, ``spec({"op": "bool[batch, 6]", ...})`` (per-key
     dict), ``spec(("float[l, b, h]", "float[l, b, h]"))`` (tuple), or a spec itself.
     """
-    if isinstance(value, TensorSpec | DictSpec | TupleSpec):
+    if isinstance(value, SPEC_TYPES):
         return value
     if isinstance(value, str):
         return _spec_from_string(value)

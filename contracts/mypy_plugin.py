@@ -1,0 +1,51 @@
+"""mypy plugin: ``F32["batch obs_dim"]`` (and every alias of ``contracts.aliases``) is a Tensor.
+
+Enable it in the mypy configuration::
+
+    [tool.mypy]
+    plugins = ["contracts.mypy_plugin"]
+
+The string inside the brackets is a spec, not a type, so without the plugin mypy would try to
+read it as a forward reference. Only mypy imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mypy.plugin import AnalyzeTypeContext, Plugin
+from mypy.types import Type
+
+_ALIASES = frozenset(
+    f"contracts.aliases.{name}"
+    for name in (
+        "BF16",
+        "F16",
+        "F32",
+        "F64",
+        "I8",
+        "I16",
+        "I32",
+        "I64",
+        "U8",
+        "Bool",
+        "Complex",
+        "Float",
+        "Int",
+        "Shaped",
+    )
+)
+
+
+def _tensor(ctx: AnalyzeTypeContext) -> Type:
+    # The subscript holds a spec string: ignore it, the annotation means a plain Tensor.
+    return ctx.api.named_type("torch.Tensor", [])
+
+
+class ContractsPlugin(Plugin):
+    def get_type_analyze_hook(self, fullname: str) -> Callable[[AnalyzeTypeContext], Type] | None:
+        return _tensor if fullname in _ALIASES else None
+
+
+def plugin(version: str) -> type[Plugin]:
+    return ContractsPlugin
