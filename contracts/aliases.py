@@ -14,6 +14,11 @@ free: ``"batch, 24 + 30*num_slots"``), optionally followed by ``@device``, ``in 
 Type checkers see every alias as ``torch.Tensor``: mypy through the plugin
 ``contracts.mypy_plugin`` (``plugins = ["contracts.mypy_plugin"]`` in its config); checkers
 without plugins accept the equivalent ``Annotated[Tensor, "float32[batch, obs_dim]"]``.
+
+Linters read the string as a forward reference, as they do jaxtyping's: ignore ruff/flake8's
+F722 (syntax error in forward annotation). A one-dim string that is a bare name would be read
+as an undefined name by both mypy and the linter: write it ``F32[" batch,"]`` (the leading
+space and the trailing comma are ignored here).
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class TensorAlias:
             )
         m = _SUFFIX.search(dims)
         head, suffix = (dims[: m.start()], dims[m.start() :]) if m else (dims, "")
+        head = head.strip().removesuffix(",")  # F32["batch,"]: one dim, see the module doc
         if "," not in head:
             head = ", ".join(head.split())
         return f"{self.dtype}[{head.strip()}]{' ' if suffix else ''}{suffix.strip()}"

@@ -11,6 +11,8 @@ from typing import Annotated, Final
 
 from torch import Tensor
 
+from contracts.dims import parse_expr
+
 
 class Op(IntEnum):
     """Lifecycle operations, the values of the ``op`` head."""
@@ -70,9 +72,19 @@ FEATURE_DIM: Final = 512
 LSTM_HIDDEN_DIM: Final = 512
 
 
+#: The observation width as a dimension expression: ``24 + 30*num_slots``.
+OBS_DIM_EXPR: Final = f"{GLOBAL_FEATURES} + {PER_SLOT_FEATURES}*num_slots"
+#: ``derived=`` (or ``TensorBatch.contract_derived``) tying ``obs_dim`` to ``num_slots``, for
+#: code whose features are exactly the Phase 4 observation (the built-in environment's). A
+#: width that does not match fails with the relation: ``features.shape[1]=110 but obs_dim =
+#: 24 + 30*num_slots = 114 (num_slots=3, bound by blueprint_indices.shape[1])``.
+DERIVED: Final[dict[str, str]] = {"obs_dim": OBS_DIM_EXPR}
+_OBS_DIM: Final = parse_expr(OBS_DIM_EXPR)
+
+
 def obs_dim(num_slots: int = DEFAULT_NUM_SLOTS) -> int:
     """Observation width: 24 global features plus 30 per slot (114 for 3 slots)."""
-    return GLOBAL_FEATURES + PER_SLOT_FEATURES * num_slots
+    return _OBS_DIM.evaluate({"num_slots": num_slots})
 
 
 #: Head names in their canonical order.
@@ -156,7 +168,9 @@ def relevance_table() -> list[list[bool]]:
 # The ``_ROLLOUT`` specs (``[batch, ...]``) and ``_SEQUENCE`` specs (``[batch, seq, ...]``) tie
 # ``batch`` to the hidden state's batch; the generic ones (``[*lead, ...]``) accept both forms
 # but cannot tie ``*lead`` to the hidden state. For a free function use
-# ``fixed=P.fixed_dims(num_slots)`` instead of ``bind``.
+# ``fixed=P.fixed_dims(num_slots)`` instead of ``bind``. Where the features are exactly the
+# Phase 4 observation, add ``derived=P.DERIVED`` (``obs_dim = 24 + 30*num_slots``) so that the
+# width is checked against the number of slots rather than bound freely.
 # ------------------------------------------------------------------------------------------
 
 from contracts.batch import TensorBatch, TensorField  # noqa: E402
