@@ -53,6 +53,8 @@ class Expr:
         return self._fmt(0)
 
     def _fmt(self, parent: int, right_side: bool = False) -> str:
+        if self.op == "int" and isinstance(self.value, int) and self.value < 0:
+            return f"(0 - {-self.value})"  # folded constants can be negative; no unary minus
         if self.op in ("int", "sym"):
             return str(self.value)
         assert self.left is not None and self.right is not None
@@ -220,6 +222,8 @@ def _fold(e: Expr) -> Expr:
     assert e.left is not None and e.right is not None
     left, right = _fold(e.left), _fold(e.right)
     folded = Expr(e.op, left=left, right=right)
+    if e.op == "//" and right.op == "int" and right.value == 0:
+        raise ZeroDivisionError(f"{folded} divides by zero")
     if left.op == "int" and right.op == "int":
         return Expr("int", folded.evaluate({}))
     return folded

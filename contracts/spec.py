@@ -438,7 +438,7 @@ class _Parser:
         # parentheses, handed to the expression parser.
         start, parens, parts = self.i, 0, []
         while (tok := self._peek()) is not None:
-            if tok[1] in (",", "]") and parens == 0:
+            if tok[1] == "]" or (tok[1] == "," and parens == 0):
                 break
             if tok[1] == "[":
                 raise ValueError(

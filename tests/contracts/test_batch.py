@@ -98,3 +98,47 @@ def test_tensor_field_given_as_a_default_value_is_refused_at_class_definition() 
 
         class Misused(TensorBatch):
             states: Tensor = TensorField("float32[env, step, 114]")
+
+
+def test_a_violation_is_a_contract_error_that_is_also_a_validation_error() -> None:
+    data = _good()
+    data["states"] = torch.zeros(4, 15, 114)
+    for build in (lambda: Steps(**data), lambda: Steps.model_validate(data)):  # type: ignore[arg-type]
+        with pytest.raises(ContractError) as info:
+            build()
+        error = info.value
+        assert isinstance(error, ValidationError) and isinstance(error, ValueError)
+        assert str(error) == 'Steps: masks["op"].shape[1]=16 but step=15 (bound by states.shape[1])'
+        assert error.function == "Steps" and error.violations == (str(error),)
+        inner = error.errors()[0]["ctx"]["error"]  # pydantic's view: one value_error
+        assert isinstance(inner, ContractError) and inner.violations == error.violations
+    with pytest.raises(ValidationError) as plain:  # pydantic's own failures stay pydantic's
+        Steps(states=torch.zeros(1, 1, 1))  # type: ignore[call-arg]
+    assert not isinstance(plain.value, ContractError)
+
+    class Outer(TensorBatch):  # nested in another model: inside that model's error
+        steps: Steps
+
+    with pytest.raises(ValidationError, match="but step=15"):
+        Outer(steps=data)  # type: ignore[arg-type]
+
+
+def test_derived_symbols_relate_fields() -> None:
+    class Obs(TensorBatch):
+        contract_derived: ClassVar[dict[str, str]] = {"obs_dim": "24 + 30*num_slots"}
+        features: Annotated[Tensor, TensorField("float32[env, obs_dim]")]
+        blueprint_indices: Annotated[Tensor, TensorField("int64[env, num_slots]")]
+
+    idx = torch.zeros(2, 3, dtype=torch.int64)
+    assert Obs(features=torch.zeros(2, 114), blueprint_indices=idx).dims["obs_dim"] == 114
+    with pytest.raises(ContractError) as info:
+        Obs(features=torch.zeros(2, 110), blueprint_indices=idx)
+    assert str(info.value) == (
+        "Obs: features.shape[1]=110 but obs_dim = 24 + 30*num_slots = 114 "
+        "(num_slots=3, bound by blueprint_indices.shape[1])"
+    )
+    with pytest.raises(TypeError, match="cycle: a -> b -> a"):
+
+        class Cyclic(TensorBatch):
+            contract_derived: ClassVar[dict[str, str]] = {"a": "b + 1", "b": "a - 1"}
+            x: Annotated[Tensor, TensorField("float32[a]")]

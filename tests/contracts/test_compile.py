@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch._dynamo.testing
 
-from contracts import ContractError, contract, mode
+from contracts import F32, I64, ContractError, contract, mode
 
 
 @contract(
@@ -49,25 +49,64 @@ def test_fullgraph_compiles_to_one_graph_and_valid_input_passes() -> None:
     torch.testing.assert_close(compiled(*other), score(*other))
 
 
-def test_full_mode_compiles_too_ranges_are_left_to_eager_calls() -> None:
+def test_full_mode_compiles_too_and_ranges_are_checked_around_the_graph() -> None:
     torch._dynamo.reset()
     counter = torch._dynamo.testing.CompileCounter()
     with mode("full"):
         compiled = torch.compile(score, fullgraph=True, backend=counter)
-        args = _inputs(4)
-        torch.testing.assert_close(compiled(*args), score(*args))
+        features, idx, masks = _inputs(4)
+        torch.testing.assert_close(compiled(features, idx, masks), score(features, idx, masks))
+        # The wrapper runs eagerly around the compiled graph, so values are read there too.
+        with pytest.raises(ContractError, match=r"values in \[20, 20\] outside \[-1, 12\]"):
+            compiled(features, torch.full((4, 3), 20), masks)
     assert counter.frame_count == 1
 
 
-def test_violations_still_surface_under_compile() -> None:
+def test_a_wrong_call_of_a_compiled_function_raises_contract_error_itself() -> None:
     torch._dynamo.reset()
     features, idx, masks = _inputs(4)
     expected = "score: blueprint_indices: expected int64[batch, num_slots], got float32[4, 3]@cpu"
-    # Without fullgraph, dynamo falls back to eager for the failing frame: our own error.
+    for fullgraph in (False, True):
+        with pytest.raises(ContractError) as info:
+            torch.compile(score, fullgraph=fullgraph, backend="eager")(features, idx.float(), masks)
+        assert str(info.value) == expected
+
+
+@contract(derived={"obs_dim": "24 + 30*num_slots"})
+def value_of(
+    features: F32["batch obs_dim"], blueprint_indices: I64["batch num_slots"]
+) -> F32[" batch,"]:
+    return features.sum(1) * blueprint_indices.shape[1]
+
+
+def test_annotation_specs_and_an_expression_compile_to_one_graph() -> None:
+    torch._dynamo.reset()
+    counter = torch._dynamo.testing.CompileCounter()
+    compiled = torch.compile(value_of, fullgraph=True, backend=counter)
+    features, idx, _ = _inputs(4)
+    torch.testing.assert_close(compiled(features, idx), value_of(features, idx))
+    assert counter.frame_count == 1 and counter.op_count >= 1  # the body, in one graph
     with pytest.raises(ContractError) as info:
-        torch.compile(score, backend="eager")(features, idx.float(), masks)
-    assert str(info.value) == expected
-    # With fullgraph, dynamo reports the error it saw while tracing, our message included.
-    with pytest.raises(Exception) as info2:
-        torch.compile(score, fullgraph=True, backend="eager")(features, idx.float(), masks)
-    assert expected in str(info2.value)
+        compiled(torch.randn(4, 110), idx)
+    assert str(info.value) == (
+        "value_of: features.shape[1]=110 but obs_dim = 24 + 30*num_slots = 114 "
+        "(num_slots=3, bound by blueprint_indices.shape[1])"
+    )
+
+
+def test_inlined_into_a_larger_compiled_function() -> None:
+    """Called from compiled code, the checks are traced: they become the graph's guards and a
+    violation stops compilation with dynamo's error carrying our message."""
+
+    def outer(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return value_of(features, idx) * 2
+
+    torch._dynamo.reset()
+    counter = torch._dynamo.testing.CompileCounter()
+    compiled = torch.compile(outer, fullgraph=True, backend=counter)
+    features, idx, _ = _inputs(4)
+    torch.testing.assert_close(compiled(features, idx), outer(features, idx))
+    assert counter.frame_count == 1
+    with pytest.raises(Exception, match=r"features.shape\[1\]=110 but obs_dim") as info:
+        compiled(torch.randn(4, 110), idx)
+    assert not isinstance(info.value, ContractError)  # dynamo's own error (documented)
