@@ -133,3 +133,43 @@ def test_rollout_batch_agrees_on_env_and_step_without_copies() -> None:
         'RolloutBatch: masks["slot"].shape[1]=15 but step=16 (bound by features.shape[1])',
         "RolloutBatch: values: expected float32[env, step], got float32[4, 16, 1]@cpu",
     )
+
+
+def test_the_observation_width_is_a_dimension_expression() -> None:
+    assert P.OBS_DIM_EXPR == "24 + 30*num_slots"
+    assert [P.obs_dim(n) for n in (1, 3, 5)] == [54, 114, 174]
+    assert P.fixed_dims(4) == {"num_slots": 4, "obs_dim": 144}
+
+    @contract(
+        features=P.FEATURES_ROLLOUT,
+        blueprint_indices=P.BLUEPRINT_INDICES_ROLLOUT,
+        derived=P.DERIVED,
+    )
+    def step(features: torch.Tensor, blueprint_indices: torch.Tensor) -> None:
+        return None
+
+    for n in (1, 3, 5):
+        step(torch.zeros(2, P.obs_dim(n)), torch.zeros(2, n, dtype=torch.int64))
+    with pytest.raises(ContractError) as info:
+        step(torch.zeros(2, 110), torch.zeros(2, 3, dtype=torch.int64))
+    assert str(info.value) == (
+        "step: features.shape[1]=110 but obs_dim = 24 + 30*num_slots = 114 "
+        "(num_slots=3, bound by blueprint_indices.shape[1])"
+    )
+
+    class EnvRollout(P.RolloutBatch):
+        contract_derived = P.DERIVED
+
+    env, t, n = 2, 3, 3
+    fields: dict[str, Any] = {
+        "features": torch.zeros(env, t, P.obs_dim(n) - 1),
+        "blueprint_indices": torch.zeros(env, t, n, dtype=torch.int64),
+        "actions": _actions(env, t),
+        "masks": _masks(env, t, num_slots=n),
+        "log_probs": _log_probs(env, t),
+        "values": torch.zeros(env, t),
+    }
+    with pytest.raises(ContractError, match=r"features.shape\[2\]=113 but obs_dim = 24 \+ 30"):
+        EnvRollout(**fields)
+    fields["features"] = torch.zeros(env, t, 5)  # the plain RolloutBatch keeps obs_dim free
+    assert P.RolloutBatch(**fields).dims["obs_dim"] == 5

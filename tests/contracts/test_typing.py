@@ -1,4 +1,5 @@
-"""``contracts`` is mypy --strict clean, and decorating keeps a function's type for callers."""
+"""``contracts`` is mypy --strict clean, decorating keeps a function's type for callers, and
+with the ``contracts.mypy_plugin`` (pyproject) the aliases are Tensors (``typed_usage.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+TYPED_USAGE = Path(__file__).with_name("typed_usage.py")
 
 USAGE = """
 from collections.abc import Callable
@@ -39,7 +41,7 @@ def test_mypy_strict_on_the_package_and_a_typed_caller(tmp_path: Path) -> None:
     usage = tmp_path / "usage.py"
     usage.write_text(USAGE)
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "contracts", str(usage)],
+        [sys.executable, "-m", "mypy", "--strict", "contracts", str(usage), str(TYPED_USAGE)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -47,3 +49,26 @@ def test_mypy_strict_on_the_package_and_a_typed_caller(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_the_plugin_reads_aliases_as_tensors_and_catches_misuse(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong_usage.py"
+    wrong.write_text(
+        "from contracts import F32\n"
+        "def f(x: F32['b n']) -> F32[' b,']:\n"
+        "    return x.sum(1)\n"
+        "reveal_type(f)\n"
+        "f(3)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(wrong)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = proc.stdout
+    assert 'Revealed type is "def (x: torch._tensor.Tensor) -> torch._tensor.Tensor"' in out, out
+    assert 'Argument 1 to "f" has incompatible type "int"; expected "Tensor"' in out, out
