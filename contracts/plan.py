@@ -231,10 +231,8 @@ def build_plan(
         if sym in dict(fixed_items):
             raise TypeError(f"contract for {name}: {sym} is both fixed and bound")
         bind_items.append((sym, path, index[root], tuple(attrs)))
+    # A derived symbol may also be fixed or bound: the relation then checks that value.
     derived_items = parse_derived(derived, f"contract for {name}")
-    for sym, _ in derived_items:
-        if sym in dict(fixed_items) or any(sym == b[0] for b in bind_items):
-            raise TypeError(f"contract for {name}: {sym} is derived, it cannot be fixed or bound")
     plan = Plan(
         name=name,
         fn=fn,

@@ -107,6 +107,8 @@ def test_inlined_into_a_larger_compiled_function() -> None:
     features, idx, _ = _inputs(4)
     torch.testing.assert_close(compiled(features, idx), outer(features, idx))
     assert counter.frame_count == 1
+    with mode("full"):  # the context's mode is read while tracing (one recompile)
+        torch.testing.assert_close(compiled(features, idx), outer(features, idx))
     with pytest.raises(Exception, match=r"features.shape\[1\]=110 but obs_dim") as info:
         compiled(torch.randn(4, 110), idx)
     assert not isinstance(info.value, ContractError)  # dynamo's own error (documented)

@@ -198,8 +198,6 @@ def test_definition_errors_for_expressions() -> None:
         contract(x="float32[*lead]", y="float32[lead + 1]")(f)
     with pytest.raises(TypeError, match="derived symbols depend on each other in a cycle"):
         contract(x="float32[a]", derived={"a": "b + 1", "b": "2*a"})(f)
-    with pytest.raises(TypeError, match="n is derived, it cannot be fixed or bound"):
-        contract(x="float32[n]", fixed={"n": 3}, derived={"n": "2"})(f)
     with pytest.raises(TypeError, match="derived symbol 'x y' is not a name"):
         contract(x="float32[n]", derived={"x y": "n"})(f)
     with pytest.raises(TypeError, match="derived n: invalid dimension expression"):
@@ -244,3 +242,27 @@ def test_fast_path_and_checker_agree_on_expressions(
         assert [v.removeprefix("f: ") for v in e.violations] == checker.violations
     else:
         assert not checker.violations and width == 24 + 30 * slots
+
+
+def test_a_derived_symbol_bound_from_self_is_checked_against_its_relation() -> None:
+    class Policy:
+        num_slots = 3
+
+        def __init__(self, state_dim: int) -> None:
+            self.state_dim = state_dim
+
+        @contract(
+            features="float32[batch, obs_dim]",
+            bind={"num_slots": "self.num_slots", "obs_dim": "self.state_dim"},
+            derived=P.DERIVED,
+        )
+        def act(self, features: torch.Tensor) -> int:
+            return 1
+
+    assert Policy(114).act(torch.zeros(2, 114)) == 1
+    with pytest.raises(ContractError) as info:
+        Policy(110).act(torch.zeros(2, 110))
+    assert str(info.value) == (
+        "act: obs_dim=110 (bound by self.state_dim) but obs_dim = 24 + 30*num_slots = 114 "
+        "(num_slots=3, bound by self.num_slots)"
+    )
