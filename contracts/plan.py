@@ -1,7 +1,8 @@
 """A decorated function's contract, resolved once at decoration: what to check, where it is.
 
-The plan knows the position of every checked parameter in the signature, the instance or
-fixed symbols, and runs the thorough check (:class:`Checker`) for the slow path.
+The plan knows the position of every checked parameter in the signature, the instance,
+fixed and derived symbols, and runs the thorough check (:class:`Checker`) whenever the
+generated wrapper is unsure: :meth:`Plan.start` before the call, :meth:`Plan.finish` after.
 """
 
 from __future__ import annotations
@@ -17,16 +18,11 @@ from contracts.checker import Checker, DimValue
 from contracts.dims import Expr, is_expr, parse_derived, parse_expr
 from contracts.errors import ContractError
 from contracts.spec import ListSpec, Spec, SpecLike, TensorSpec, spec
-from contracts.switch import FULL, OFF
+from contracts.switch import FULL
 
 __all__ = ["MISSING", "Plan", "build_plan"]
 
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
-
-
-_VAR_POSITIONAL = int(inspect.Parameter.VAR_POSITIONAL)
-_KEYWORD_ONLY = int(inspect.Parameter.KEYWORD_ONLY)
-_VAR_KEYWORD = int(inspect.Parameter.VAR_KEYWORD)
 
 
 class _Missing:
@@ -52,10 +48,6 @@ class Plan:
     bind: tuple[tuple[str, str, int, tuple[str, ...]], ...]
     #: (symbol, expression) of ``derived=``, each after the derived symbols it uses.
     derived: tuple[tuple[str, Expr], ...] = ()
-
-    @property
-    def call_kinds(self) -> tuple[tuple[str, int], ...]:
-        return tuple((p.name, int(p.kind)) for p in self.params)
 
     def symbols_with_variadic(self) -> frozenset[str]:
         names: set[str] = set()
@@ -95,32 +87,6 @@ class Plan:
         if checker.violations:
             raise ContractError.of(self.name, checker.violations)
         return checker
-
-    def slow(self, level: int, params: tuple[object, ...]) -> object:
-        """Check thoroughly (unless ``level`` is off), call, check the return value."""
-        if level == OFF:
-            return self.call(params)
-        checker = self.start(level, params)
-        return self.finish(checker, self.call(params))
-
-    def call(self, params: tuple[object, ...]) -> object:
-        """Call the function with the values of its parameters, in signature order."""
-        args: list[object] = []
-        kwargs: dict[str, Any] = {}
-        for (name, kind), value in zip(self.call_kinds, params, strict=True):
-            if kind == _VAR_POSITIONAL:
-                args.extend(value)  # type: ignore[arg-type]
-            elif kind == _VAR_KEYWORD:
-                kwargs.update(value)  # type: ignore[call-overload]
-            elif kind == _KEYWORD_ONLY:
-                kwargs[name] = value
-            else:
-                args.append(value)
-        return self.fn(*args, **kwargs)
-
-    def slow_return(self, level: int, params: tuple[object, ...], result: object) -> object:
-        """The fast path doubted only the return value: check everything thoroughly."""
-        return self.finish(self.start(level, params), result)
 
     def finish(self, checker: Checker, result: object) -> object:
         """Check the return value with the symbols the arguments bound; raise or return it."""

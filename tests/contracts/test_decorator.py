@@ -50,7 +50,7 @@ def test_every_parameter_kind_is_passed_through() -> None:
     assert out[0] is a and out[1] is b and out[2] == (7, 8) and out[3] is c
     assert out[4] is default and out[5] == {"e": 9}
     assert f(a, b=b, c=c)[4] is default
-    # The slow path (a Parameter is not on the fast path; full mode) rebuilds the same call.
+    # The thorough path (a Parameter is not on the fast path; full mode) makes the same call.
     param = torch.nn.Parameter(torch.zeros(2))
     for ctx in (mode("on"), mode("full")):
         with ctx:
