@@ -15,11 +15,13 @@ naming what is supported.
 from __future__ import annotations
 
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, get_args, get_origin
 
+from contracts import aliases
 from contracts.batch import TensorField
 from contracts.dims import MAX_DEPTH
 from contracts.spec import SPEC_TYPES, DictSpec, ListSpec, Spec, TupleSpec, spec
@@ -30,6 +32,9 @@ _SUPPORTED = (
     "Annotated[Tensor, 'spec'], an alias such as F32['batch n'], and around those "
     "X | None, list[X], tuple[X, ...], tuple[X, Y] and dict[str, X]"
 )
+
+
+_COULD_HOLD_SPEC = re.compile(r"['\"]|\bAnnotated\b|\b(?:" + "|".join(aliases.__all__) + r")\s*\[")
 
 
 class AnnotationError(TypeError):
@@ -129,8 +134,9 @@ def _resolve(fn: Callable[..., object], raw: object, where: str) -> object:
     try:
         return eval(raw, namespace)
     except Exception as e:
-        # A forward reference that cannot resolve yet is fine unless it could hold a spec.
-        if any(mark in raw for mark in ("'", '"', "Annotated", "[")):
+        # A forward reference that cannot resolve yet (a TYPE_CHECKING import) is fine unless
+        # it could hold a spec: a string inside it, Annotated, or one of the aliases.
+        if _COULD_HOLD_SPEC.search(raw):
             raise AnnotationError(
                 f"{where}: cannot read the annotation {raw!r} ({type(e).__name__}: {e}); "
                 "define its names before the decorated function, or give the spec as a "

@@ -167,8 +167,30 @@ def test_unresolvable_annotations() -> None:
     later.__annotations__["x"] = 'Missing["float32[b]"]'
     with pytest.raises(TypeError, match="x: cannot read the annotation 'Missing"):
         contract(later)
-    later.__annotations__.update({"x": "SomeClass", "y": 'F32[" b,"]'})
-    assert [a[0] for a in contract(later).__contract__.args] == ["y"]  # type: ignore[attr-defined]
+    later.__annotations__["x"] = 'I64[" b,"] | MissingToo'
+    with pytest.raises(TypeError, match="x: cannot read the annotation"):
+        contract(later)
+    for unresolved in ("SomeClass", "Sequence[OnlyForTypeCheckers]", "dict[str, Later]"):
+        later.__annotations__.update({"x": unresolved, "y": 'F32[" b,"]'})
+        assert [a[0] for a in contract(later).__contract__.args] == ["y"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["float32[b, n]", "int64[*lead, 3] in [-1, 12]", "bool[b] | None", "float[_, 2*n]@cpu"],
+)
+def test_annotation_and_keyword_forms_build_the_same_plan(text: str) -> None:
+    def by_annotation(x: Tensor, n_: int = 0) -> None: ...
+
+    # Set as an object: a postponed annotation could not see the local ``text``.
+    by_annotation.__annotations__["x"] = Annotated[Tensor, text]
+
+    def by_keyword(x: Tensor, n_: int = 0) -> None: ...
+
+    extra = {"fixed": {"n": 2}} if "n]" in text else {}
+    a = contract(**extra)(by_annotation).__contract__  # type: ignore[call-overload]
+    k = contract(x=text, **extra)(by_keyword).__contract__  # type: ignore[arg-type]
+    assert [(n, i, str(s)) for n, i, s in a.args] == [(n, i, str(s)) for n, i, s in k.args]
 
 
 def test_spec_models_and_bad_spec_strings_in_annotations() -> None:
