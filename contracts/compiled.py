@@ -77,6 +77,8 @@ class _Gen:
         #: Expression dims of unconditional tensors: (shape item, expression), checked once
         #: every argument has bound its symbols.
         self.deferred: list[tuple[str, Expr]] = []
+        #: Derived symbols not yet checked (they may wait for the return value).
+        self.pending_derived: list[tuple[str, Expr]] = list(plan.derived)
 
     def const(self, value: object, prefix: str) -> str:
         key = id(value)
@@ -217,36 +219,73 @@ class _Gen:
     def py(self, e: Expr) -> str:
         return e.python({n: self.sym(n) for n in e.symbols})
 
-    def settle(self, indent: int, derived: bool) -> None:
-        """After the arguments: deferred expression dims, then derived symbols."""
+    def settle(self, indent: int) -> None:
+        """After the arguments (and again after the return value): deferred expression dims,
+        then derived symbols, solving a linear unknown where the thorough check would."""
         for at, e in self.deferred:
             guard = self.guard(e)
-            if guard is None:
+            if guard is None and not self.solve(e, at, indent):
                 self.emit(indent, self.fail)  # a symbol only the thorough check can find
                 return
-            self.emit(indent, f"if {guard}{at} != {self.py(e)}:")
-            self.emit(indent + 1, self.fail)
+            if guard is not None:
+                self.emit(indent, f"if {guard}{at} != {self.py(e)}:")
+                self.emit(indent + 1, self.fail)
         self.deferred = []
-        for sym, e in self.plan.derived if derived else ():
-            guard = self.guard(e)
-            state = self.state.get(sym, _UNBOUND)
-            var = self.sym(sym)
-            if guard is None:
-                if state != _UNBOUND:
-                    self.emit(indent, self.fail)  # solving is the thorough check's job
-                    return
-                continue  # neither side known: the relation has nothing to check
+        progress = True
+        while progress:
+            progress = False
+            for sym, e in list(self.pending_derived):
+                settled = self.derive(sym, e, indent)
+                if settled is None:
+                    return  # the code from here on is unreachable: the thorough check runs
+                if settled:
+                    self.pending_derived.remove((sym, e))
+                    progress = True
+
+    def derive(self, sym: str, e: Expr, indent: int) -> bool | None:
+        """Code checking ``sym = e``: True when emitted, False to retry later, None when it
+        emitted an unconditional hand-over to the thorough check."""
+        guard = self.guard(e)
+        state = self.state.get(sym, _UNBOUND)
+        var = self.sym(sym)
+        if guard is None:
             if state == _UNBOUND:
-                if guard:
-                    self.emit(indent, f"if {guard[:-4]}:")  # some symbol missing
-                    self.emit(indent + 1, self.fail)
-                self.emit(indent, f"{var} = {self.py(e)}")
-                self.state[sym] = _BOUND
-                continue
-            if state == _MAYBE:
-                guard = f"{var} is None or {guard}"
-            self.emit(indent, f"if {guard}{var} != {self.py(e)}:")
-            self.emit(indent + 1, self.fail)
+                return False  # neither side known yet
+            if state == _BOUND and self.solve(e, var, indent):
+                return True
+            self.emit(indent, self.fail)
+            return None
+        if state == _UNBOUND:
+            if guard:
+                self.emit(indent, f"if {guard[:-4]}:")  # some symbol missing
+                self.emit(indent + 1, self.fail)
+            self.emit(indent, f"{var} = {self.py(e)}")
+            self.state[sym] = _BOUND
+            return True
+        if state == _MAYBE:
+            guard = f"{var} is None or {guard}"
+        self.emit(indent, f"if {guard}{var} != {self.py(e)}:")
+        self.emit(indent + 1, self.fail)
+        return True
+
+    def solve(self, e: Expr, at: str, indent: int) -> bool:
+        """Bind the one unknown symbol of ``e`` from ``at == e`` if ``e`` is linear in it."""
+        unknown = [n for n in e.symbols if self.state.get(n, _UNBOUND) != _BOUND]
+        if len(unknown) != 1 or self.state.get(unknown[0], _UNBOUND) != _UNBOUND:
+            return False
+        x = unknown[0]
+        if not e.solvable(x):
+            return False
+        names = {n: self.sym(n) for n in e.symbols}
+        b, a, t = self.var("b"), self.var("a"), self.var("t")
+        self.emit(indent, f"{b} = {e.python({**names, x: '0'})}")
+        self.emit(indent, f"{a} = {e.python({**names, x: '1'})} - {b}")
+        self.emit(indent, f"{t} = {at} - {b}")
+        self.emit(indent, f"if {a} == 0 or {t} % {a} or {t} // {a} < 0:")
+        self.emit(indent + 1, self.fail)
+        self.emit(indent, f"{self.sym(x)} = {t} // {a}")
+        self.state[x] = _BOUND
+        return True
 
     def guard(self, e: Expr) -> str | None:
         """``"a is None or b is None or "`` for maybe-bound symbols; None if one is unbound."""
@@ -355,12 +394,12 @@ class _Gen:
             self.state[sym] = _BOUND
         for name, _index, s in plan.args:
             self.spec(s, name, 1, False)
-        self.settle(1, derived=True)
+        self.settle(1)
         self.emit(1, f"_ct_r = {call}")
         if plan.returns is not None:
             self.fail = f"return _ct_finish(_ct_start(_ct_l, {params}), _ct_r)"
             self.spec(plan.returns, "_ct_r", 1, False)
-            self.settle(1, derived=False)
+            self.settle(1)
         self.emit(1, "return _ct_r")
         body[init_at:init_at] = [f"    {v} = None" for v in sorted(self.needs_init)]
 

@@ -266,3 +266,37 @@ def test_a_derived_symbol_bound_from_self_is_checked_against_its_relation() -> N
         "act: obs_dim=110 (bound by self.state_dim) but obs_dim = 24 + 30*num_slots = 114 "
         "(num_slots=3, bound by self.num_slots)"
     )
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["24 + 30*n", "2*n - 1", "n*k + 1", "(n + 1)*2", "n//2", "k - n"]),
+    st.integers(0, 130),
+    st.integers(1, 4),
+)
+def test_fast_path_solves_like_the_checker(expr: str, width: int, k: int) -> None:
+    @contract(k_of="float32[k]", x=f"float32[b, {expr}]", returns="float32[n]")
+    def f(k_of: torch.Tensor, x: torch.Tensor, n: int) -> torch.Tensor:
+        return torch.zeros(n)
+
+    checker = Checker()
+    checker.check("k_of", torch.zeros(k), spec("float32[k]"))
+    checker.check("x", torch.zeros(2, width), spec(f"float32[b, {expr}]"))
+    checker.resolve()
+    solved = checker.symbols.get("n")
+    if "//" not in expr:
+        assert "% _ct_a" in f.__contract_source__  # type: ignore[attr-defined]  # fast path solves
+    # n//2 cannot be solved: the return value binds n and the relation is checked then.
+    n = solved if isinstance(solved, int) else 2 * width
+    checker.check("return", torch.zeros(n), spec("float32[n]"))
+    checker.resolve()
+    try:
+        f(torch.zeros(k), torch.zeros(2, width), n)
+    except ContractError as e:
+        assert [v.removeprefix("f: ") for v in e.violations] == checker.violations
+        assert checker.violations
+    else:
+        assert not checker.violations
+    if isinstance(solved, int):  # a return value of another length contradicts the solution
+        with pytest.raises(ContractError, match=r"return.shape\[0\]="):
+            f(torch.zeros(k), torch.zeros(2, width), solved + 1)
