@@ -125,6 +125,13 @@ class TensorBatch(BaseModel):
         except ValidationError as e:
             raise _unwrap(e) from None
 
+    @classmethod
+    def model_validate_strings(cls, obj: Any, **kwargs: Any) -> Self:
+        try:
+            return super().model_validate_strings(obj, **kwargs)
+        except ValidationError as e:
+            raise _unwrap(e) from None
+
     def model_post_init(self, context: Any, /) -> None:
         level = current_level()
         if level == OFF or not self.contract_fields:
