@@ -11,9 +11,18 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import typer
+
+if TYPE_CHECKING:  # a Protocol class costs start-up time; only the type checker needs it
+    from typing import Protocol
+
+    class _ClickError(Protocol):
+        ctx: Any
+
+        def format_message(self) -> str: ...
+
 
 #: Exit code of every usage, configuration or internal error, in both commands.
 EXIT_USAGE = 2
@@ -76,12 +85,6 @@ def error(prog: str, message: str, hint: str | None = None) -> int:
     return EXIT_USAGE
 
 
-class _ClickError(Protocol):
-    ctx: Any
-
-    def format_message(self) -> str: ...
-
-
 def _click_classes() -> dict[str, type[BaseException]]:
     # typer runs on its own copy of click from 0.2x on and on the click package before; its
     # public BadParameter derives from the UsageError and ClickException of whichever it uses.
@@ -99,7 +102,7 @@ def run(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> int:
     try:
         code = command.main(args, prog_name=prog, standalone_mode=False)
     except usage_error as exc:
-        usage = cast(_ClickError, exc)
+        usage = cast("_ClickError", exc)
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `prog`: the help, exit 2
             # (typer's rich help prints itself while the error is made, leaving it empty)
             if usage.format_message():
@@ -109,7 +112,7 @@ def run(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> int:
         hint = f"Try '{ctx.command_path} -h' for help." if ctx is not None else None
         return error(prog, usage.format_message(), hint)
     except click_exception as exc:  # e.g. a file option that cannot be opened
-        return error(prog, cast(_ClickError, exc).format_message())
+        return error(prog, cast("_ClickError", exc).format_message())
     except typer.Abort:
         return error(prog, "aborted")
     return code if isinstance(code, int) else 0
