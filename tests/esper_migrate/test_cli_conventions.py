@@ -396,3 +396,19 @@ def test_colour_on_a_terminal_unless_no_color(project: Path, command: list[str])
     argv = [sys.executable, "-m", "esper_migrate", *command]
     assert ESC in _on_a_terminal(argv, project, env)
     assert ESC not in _on_a_terminal(argv, project, {**env, "NO_COLOR": "1"})
+
+
+def _colours(text: str) -> set[str]:
+    """The colour parameters (foreground/background) of the SGR sequences in ``text``;
+    bold and dim are styles, which NO_COLOR leaves alone (https://no-color.org)."""
+    import re
+
+    params = {p for seq in re.findall(r"\x1b\[([0-9;]*)m", text) for p in seq.split(";")}
+    return {p for p in params if p.isdigit() and (30 <= int(p) <= 49 or 90 <= int(p) <= 107)}
+
+
+def test_help_is_coloured_on_a_terminal_unless_no_color(project: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    argv = [sys.executable, "-m", "esper_migrate", "check", "--help"]
+    assert _colours(_on_a_terminal(argv, project, env))
+    assert not _colours(_on_a_terminal(argv, project, {**env, "NO_COLOR": "1"}))
