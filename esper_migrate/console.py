@@ -115,4 +115,10 @@ def run(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> int:
         return error(prog, cast("_ClickError", exc).format_message())
     except typer.Abort:
         return error(prog, "aborted")
+    except Exception as exc:  # a bug: our wording first, then the traceback to report it with
+        import traceback
+
+        error(prog, f"internal error: {type(exc).__name__}: {exc}")
+        sys.stderr.write(traceback.format_exc())
+        return EXIT_USAGE
     return code if isinstance(code, int) else 0

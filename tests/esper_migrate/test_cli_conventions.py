@@ -153,6 +153,23 @@ def test_esper_ref_errors_share_the_wording(
     assert message in err.splitlines()[0]
 
 
+def test_a_crash_is_an_internal_error_with_exit_2(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import esper_migrate.engine
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(esper_migrate.engine, "run_apply", crash)
+    code, out, err = _migrate(capsys, "apply")
+    assert code == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert lines[0] == "esper-migrate: error: internal error: RuntimeError: boom"
+    assert lines[1] == "Traceback (most recent call last):"
+
+
 def test_bare_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert migrate_main([]) == 2
     assert "Usage" in capsys.readouterr().out
