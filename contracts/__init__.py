@@ -15,18 +15,7 @@ The whole API: :func:`contract` (decorator), :func:`check` (inline), :class:`Con
 string grammar is in ``contracts.spec``; the Phase 4 catalogue is ``contracts.phase4``.
 """
 
-try:
-    import torch  # noqa: F401  (every module here needs it)
-except ModuleNotFoundError as exc:
-    if exc.name != "torch":
-        raise
-    # One line naming the fix, instead of "No module named 'torch'" from a submodule.
-    raise ModuleNotFoundError(
-        "contracts needs torch, which the light install of esper-phase4 leaves out: "
-        "pip install 'esper-phase4[contracts]' (or [ref])",
-        name="torch",
-    ) from None
-
+from contracts import _requires_torch  # noqa: F401  (first: without torch, one line naming the extra)
 from contracts.batch import TensorBatch, TensorField
 from contracts.decorator import check, contract
 from contracts.errors import ContractError
