@@ -23,6 +23,7 @@ string grammar is in ``contracts.spec``, dimension expressions in ``contracts.di
 helpers in ``contracts.testing``; the Phase 4 catalogue is ``contracts.phase4``.
 """
 
+from contracts import _requires_torch  # noqa: F401  (first: without torch, one line naming the extra)
 from contracts.aliases import (
     BF16,
     F16,

@@ -14,9 +14,11 @@ planning over forked workers (``--jobs``). Never imports torch; libcst is apply'
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import typer
 
+from esper_migrate.console import plural
 from esper_migrate.formats import OutputFormat
 from esper_migrate.records import PARSE_ERRORS, Finding
 
@@ -39,6 +42,8 @@ _R = TypeVar("_R")
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
+
+PROG = "esper-migrate"
 
 
 class UsageError(Exception):
@@ -57,6 +62,12 @@ class CheckOptions:
     config: Path | None = None
     #: Processes for a cold run; 0: one per available CPU.
     jobs: int = 0
+    #: Text report without its closing count line.
+    quiet: bool = False
+    #: Also say on stderr which configuration, files and cache the run used.
+    verbose: bool = False
+    #: Colour the text report (the command decides: a terminal, NO_COLOR unset).
+    color: bool = False
 
 
 @dataclass
@@ -93,8 +104,21 @@ def check_command(
     jobs: int = typer.Option(
         0, "--jobs", "-j", min=0, help="Processes for a cold run (0: one per CPU)."
     ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Leave out the closing count line; print the findings."
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also print the configuration, files and cache used."
+    ),
+    output_file: Path | None = typer.Option(  # noqa: B008
+        None, "--output-file", "-o", help="Write the report to this file instead of stdout."
+    ),
 ) -> None:
     """Lint for sites that break under the migration; exit 1 when a failing one is found."""
+    from esper_migrate.console import error, use_color, write_report
+
+    if quiet and verbose:
+        raise typer.Exit(error(PROG, "--quiet and --verbose exclude each other"))
     options = CheckOptions(
         paths=tuple(paths or ()),
         fmt=output_format,
@@ -105,8 +129,21 @@ def check_command(
         spec=spec,
         config=config,
         jobs=jobs,
+        quiet=quiet,
+        verbose=verbose,
+        color=output_file is None and use_color(sys.stdout),
     )
-    raise typer.Exit(run_check(options))
+    if output_file is None:
+        raise typer.Exit(run_check(options))
+    # The report is written whole once the run is done, and not at all when it fails.
+    report = io.StringIO()
+    code = run_check(options, out=report)
+    if code in (EXIT_CLEAN, EXIT_FINDINGS):
+        try:
+            write_report(output_file, report.getvalue())
+        except OSError as exc:
+            code = error(PROG, f"{output_file}: cannot write: {exc.strerror}")
+    raise typer.Exit(code)
 
 
 def run_check(options: CheckOptions, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -119,13 +156,13 @@ def run_check(options: CheckOptions, out: TextIO | None = None, err: TextIO | No
     try:
         return _run(options, out, err)
     except (UsageError, ConfigError, BaselineError) as exc:
-        err.write(f"esper-migrate check: error: {exc}\n")
+        err.write(f"{PROG}: error: {exc}\n")
         return EXIT_ERROR
     except Exception as exc:
         if type(exc).__name__ == "SpecError":  # imported lazily, so matched by name
-            err.write(f"esper-migrate check: error: {exc}\n")
+            err.write(f"{PROG}: error: {exc}\n")
             return EXIT_ERROR
-        err.write(f"esper-migrate check: internal error: {type(exc).__name__}: {exc}\n")
+        err.write(f"{PROG}: error: internal error: {type(exc).__name__}: {exc}\n")
         err.write(traceback.format_exc())
         return EXIT_ERROR
 
@@ -136,6 +173,7 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     from esper_migrate.discover import strictly_inside
     from esper_migrate.formats import Reported, render
 
+    started = time.perf_counter()
     cwd = Path(os.getcwd())
     for path in options.paths:
         if not path.exists():
@@ -173,13 +211,23 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
         cache.save()
     else:
         per_file, errors = warm
+    if options.verbose:
+        checked = sum(not s.context for s in sources)
+        state = "off" if not options.use_cache else "warm" if warm is not None else "cold"
+        err.write(
+            f"{PROG}: config {config.source or 'none (defaults)'}; "
+            f"spec {spec_path or 'built-in (phase4)'}\n"
+            f"{PROG}: {plural(checked, 'file')} checked, "
+            f"{plural(len(sources) - checked, 'other file')} indexed; cache {state}; "
+            f"{time.perf_counter() - started:.2f} s\n"
+        )
     by_key = {s.key: s for s in sources}
     # A checked file that does not parse hides every site in it, so it fails the run (as in
     # ruff); one that only feeds the index (outside the given paths) is a warning.
     unchecked = [k for k in errors if not by_key[k].context]
     for key in sorted(errors, key=lambda k: by_key[k].display):
         level = "warning" if by_key[key].context else "error"
-        err.write(f"esper-migrate check: {level}: {by_key[key].display}: {errors[key]}\n")
+        err.write(f"{PROG}: {level}: {by_key[key].display}: {errors[key]}\n")
     findings = [
         _with_path(f, by_key[key].display)
         for key in sorted(per_file, key=lambda k: by_key[k].display)
@@ -193,7 +241,7 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
 
         assert baseline_file is not None
         write_baseline(baseline_file, findings, lines)
-        err.write(f"esper-migrate check: wrote {len(findings)} findings to {baseline_file}\n")
+        err.write(f"{PROG}: wrote {plural(len(findings), 'finding')} to {baseline_file}\n")
         return EXIT_CLEAN
     if baseline_file is not None:
         from esper_migrate.baseline import new_findings
@@ -201,7 +249,15 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
         findings = new_findings(baseline_file, findings, lines)
 
     items = [Reported(f, config.fails(f.code, f.tier)) for f in findings]
-    out.write(render(items, options.fmt, statistics=options.statistics))
+    out.write(
+        render(
+            items,
+            options.fmt,
+            statistics=options.statistics,
+            quiet=options.quiet,
+            color=options.color,
+        )
+    )
     return EXIT_FINDINGS if unchecked or any(item.fails for item in items) else EXIT_CLEAN
 
 

@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import typer
 
 from esper_migrate import __version__
+from esper_migrate.console import CONTEXT_SETTINGS, run
+
+PROG = "esper-migrate"
 
 app = typer.Typer(
-    name="esper-migrate",
+    name=PROG,
     help="Thread blueprint_indices through a recurrent PPO codebase (apply) and lint it (check).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"esper-migrate {__version__}")
+        typer.echo(f"{PROG} {__version__}")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        False,
+        "--version",
+        "-V",
+        callback=_version_callback,
+        is_eager=True,
+        help="Print the version and exit.",
     ),
 ) -> None:
     """Thread blueprint_indices through a recurrent PPO codebase (apply) and lint it (check)."""
@@ -39,5 +50,6 @@ from esper_migrate.check import check_command as _check  # noqa: E402
 app.command(name="check")(_check)
 
 
-def main() -> None:
-    app()
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    return run(app, PROG, argv)

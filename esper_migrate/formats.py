@@ -8,12 +8,14 @@ reason it cannot make one.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from esper_migrate import __version__
+from esper_migrate.console import paint, plural
 from esper_migrate.records import Code, Finding
 
 INFORMATION_URI = "https://github.com/esper-phase4/esper-phase4#esper-migrate-check"
@@ -81,12 +83,22 @@ class Reported:
     fails: bool
 
 
-def render(items: Sequence[Reported], fmt: OutputFormat, *, statistics: bool = False) -> str:
-    """The whole report in one format (``statistics`` replaces the list in text/json)."""
+def render(
+    items: Sequence[Reported],
+    fmt: OutputFormat,
+    *,
+    statistics: bool = False,
+    quiet: bool = False,
+    color: bool = False,
+) -> str:
+    """The whole report in one format (``statistics`` replaces the list in text/json).
+
+    ``quiet`` and ``color`` concern the text format only: the closing count line is left out,
+    and codes, paths and edits are coloured (for a terminal)."""
     if statistics and fmt in (OutputFormat.TEXT, OutputFormat.JSON):
         return render_statistics(items, as_json=fmt is OutputFormat.JSON)
     if fmt is OutputFormat.TEXT:
-        return render_text(items)
+        return render_text(items, quiet=quiet, color=color)
     if fmt is OutputFormat.JSON:
         return render_json(items)
     if fmt is OutputFormat.GITHUB:
@@ -103,19 +115,76 @@ def _edit_text(finding: Finding) -> str:
     return f"cannot fix: {reason}"
 
 
-def render_text(items: Sequence[Reported]) -> str:
+def render_text(items: Sequence[Reported], *, quiet: bool = False, color: bool = False) -> str:
     lines: list[str] = []
     for item in items:
         f = item.finding
         marker = "" if item.fails else " (not failing)"
-        lines.append(f"{f.path}:{f.line}:{f.col}: {f.code} {f.message} [{f.tier}]{marker}")
-        lines.append(f"    {_edit_text(f)}")
+        where = paint(f"{f.path}:{f.line}:{f.col}:", "bold", color)
+        code = paint(str(f.code), "red" if item.fails else "yellow", color)
+        lines.append(f"{where} {code} {f.message} [{f.tier}]{marker}")
+        edit = _edit_text(f)
+        lines.append("    " + paint(edit, "green" if f.fix is not None else "yellow", color))
     failing = sum(item.fails for item in items)
+    if quiet:
+        return "".join(line + "\n" for line in lines)
     if not items:
-        lines.append("All checks passed.")
+        lines.append(paint("All checks passed.", "green", color))
     else:
-        lines.append(f"Found {len(items)} finding{'s' * (len(items) != 1)} ({failing} failing).")
+        lines.append(f"Found {plural(len(items), 'finding')} ({failing} failing).")
     return "\n".join(lines) + "\n"
+
+
+def display_path(path: str, cwd: str | None = None) -> str:
+    """``path`` as a user at ``cwd`` names it: relative (posix) when below, else absolute."""
+    cwd = cwd if cwd is not None else os.getcwd()
+    absolute = os.path.normpath(os.path.join(cwd, path))
+    relative = os.path.relpath(absolute, cwd)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return absolute.replace(os.sep, "/")
+    return relative.replace(os.sep, "/")
+
+
+def _lines(text: str) -> list[str]:
+    # On "\n" alone, as git and patch do: str.splitlines also breaks at form feeds, "\r" and
+    # other separators that a patch keeps inside its lines.
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+_NO_NEWLINE = "\\ No newline at end of file\n"
+
+
+def unified_diff(path: str, before: str, after: str, *, color: bool = False) -> str:
+    """A git-style unified diff of one file (``--- a/PATH``, ``+++ b/PATH``) that ``git apply``
+    and ``patch -p1`` take when run where ``path`` is relative to; a last line without a
+    newline is marked as git marks it, so the patch applies byte for byte."""
+    import difflib
+
+    name = path.lstrip("/")
+    out: list[str] = []
+    for line in difflib.unified_diff(
+        _lines(before),
+        _lines(after),
+        fromfile=f"a/{name}",
+        tofile=f"b/{name}",
+    ):
+        end = "\n" if line.endswith("\n") else "\n" + _NO_NEWLINE
+        body = line.removesuffix("\n")
+        if color:
+            if line.startswith(("---", "+++")):
+                body = paint(body, "bold", True)
+            elif line.startswith("@@"):
+                body = paint(body, "cyan", True)
+            elif line.startswith("-"):
+                body = paint(body, "red", True)
+            elif line.startswith("+"):
+                body = paint(body, "green", True)
+        out.append(body + end)
+    return "".join(out)
 
 
 def _as_dict(item: Reported) -> dict[str, object]:

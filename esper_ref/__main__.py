@@ -1,3 +1,5 @@
+import sys
+
 from esper_ref.cli import main
 
-main()
+sys.exit(main())

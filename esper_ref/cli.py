@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from esper_migrate.console import CONTEXT_SETTINGS, error, run
 from esper_ref import __version__
 from esper_ref.config import TrainConfig
 
+PROG = "esper-ref"
+
+#: What the commands import beyond the light install: the distribution's [ref] extra.
+REF_MODULES = ("torch", "numpy", "gymnasium", "matplotlib")
+
 app = typer.Typer(
-    name="esper-ref",
+    name=PROG,
     help="Train and evaluate the reference op-conditioned Phase 4 policy.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
 )
 
 DEFAULT_OUT_DIR = Path("runs/esper-ref")
@@ -24,22 +32,41 @@ DEFAULT_OUT_DIR = Path("runs/esper-ref")
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"esper-ref {__version__}")
+        typer.echo(f"{PROG} {__version__}")
         raise typer.Exit()
+
+
+def missing_ref_modules() -> list[str]:
+    """The modules of the [ref] extra that this environment lacks (found, not imported)."""
+    from importlib.util import find_spec
+
+    return [name for name in REF_MODULES if find_spec(name) is None]
 
 
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        False,
+        "--version",
+        "-V",
+        callback=_version_callback,
+        is_eager=True,
+        help="Print the version and exit.",
     ),
 ) -> None:
     """Train and evaluate the reference op-conditioned Phase 4 policy."""
+    # Runs before any command: without the extra, one line instead of an ImportError's
+    # traceback from deep inside the trainer.
+    missing = missing_ref_modules()
+    if missing:
+        _fail(
+            f"{', '.join(missing)} not installed: esper-ref needs the [ref] extra "
+            "(pip install 'esper-phase4[ref]')"
+        )
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(error(PROG, message))
 
 
 @app.command()
@@ -163,5 +190,6 @@ def evaluate(
     )
 
 
-def main() -> None:
-    app()
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    return run(app, PROG, argv)
