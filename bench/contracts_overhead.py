@@ -11,7 +11,7 @@ The ratio is printed for the worse of our two checked variants. One more line ti
 keyword variant while another thread holds a ``mode("on")`` block: the mode is per context,
 so each call then also reads its context's mode.
 
-    python bench/contracts_overhead.py [--number 20000] [--repeat 15]
+    python bench/contracts_overhead.py [--number 20000] [--repeat 30]
 
 The last line is ``overhead_ratio_vs_jaxtyping: X``: our added cost divided by theirs.
 """
@@ -21,6 +21,7 @@ The last line is ``overhead_ratio_vs_jaxtyping: X``: our added cost divided by t
 import argparse
 import contextlib
 import threading
+import time
 import timeit
 from collections.abc import Callable, Iterator
 
@@ -107,15 +108,18 @@ def _mode_block_in_another_thread() -> Iterator[None]:
 def time_call(
     fn: Callable[..., Tensor], args: tuple[Tensor, ...], number: int, repeat: int
 ) -> float:
-    """Min-of-repeats seconds per call."""
-    timer = timeit.Timer(lambda: fn(*args))
+    """Min-of-repeats CPU seconds per call (process time: on a shared machine, time spent
+    descheduled would otherwise swamp differences of a fraction of a microsecond)."""
+    timer = timeit.Timer(lambda: fn(*args), timer=time.process_time)
     return min(timer.repeat(repeat=repeat, number=number)) / number
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--number", type=int, default=20000, help="calls per repeat")
-    parser.add_argument("--repeat", type=int, default=15, help="repeats (the minimum is kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=30, help="repeats, spread over 5 rounds (the minimum is kept)"
+    )
     ns = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -161,7 +165,10 @@ def main() -> None:
         times[BLOCK] = min(times.get(BLOCK, t), t)
 
     base = times["unchecked"]
-    print(f"torch {torch.__version__}, 1 thread, {ns.number} calls x {ns.repeat} repeats (min)")
+    print(
+        f"torch {torch.__version__}, 1 thread, {ns.number} calls x {ns.repeat} repeats "
+        "(min of process CPU time)"
+    )
     for name, t in times.items():
         added = "" if name == "unchecked" else f"  (added {(t - base) * 1e6:+.3f} us)"
         print(f"{name:>34}: {t * 1e6:8.3f} us/call{added}")
