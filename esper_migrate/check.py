@@ -2,9 +2,9 @@
 
 The run, in order: configuration, discovery, hashing, then either the cache's answer for an
 unchanged tree (nothing parsed) or the engine: per-file index summaries (cached by content),
-one repository index, per-file findings (the engine's EM001/EM002 and the check rules'
-EM003-EM006, cached by content and index fingerprint), suppression comments, the baseline,
-and the report. Exit codes: 0 clean, 1 failing findings, 2 usage or internal error.
+one repository index, per-file findings (the engine's planned units and the lint rules'
+findings, cached by content and index fingerprint), suppression comments, the baseline, and
+the report. Exit codes: 0 clean, 1 failing findings, 2 usage or internal error.
 
 The engine (and pydantic, for the spec) is imported on the cold path only: a warm check pays for
 the interpreter, typer, discovery and hashing the files. A cold run spreads the parsing and
@@ -347,7 +347,7 @@ def _summary_job(i: int) -> FileSummary:
 
 def _findings_job(i: int) -> list[Finding]:
     from esper_migrate.engine import decode
-    from esper_migrate.rules_check import classes_in
+    from esper_migrate.lint import classes_in
 
     source: _Source = _SHARED["todo"][i]
     index: Index = _SHARED["index"]
@@ -421,24 +421,14 @@ def _analyze(
 def file_findings(
     path: str, text: str, tree: ast.Module, index: Index, spec: MigrationSpec
 ) -> list[Finding]:
-    """EM001-EM006 for one parsed file, suppression comments applied (pure: no I/O)."""
-    from esper_migrate.engine import plan_findings, plan_tree
-    from esper_migrate.rules_check import CheckContext, run_rules
+    """Every finding of one parsed file: the plan's units (suppressed ones dropped by the
+    engine) and the lint rules', suppression comments applied (pure: no I/O)."""
+    from esper_migrate.engine import plan_tree
+    from esper_migrate.lint import CheckContext, run_rules
     from esper_migrate.suppress import filter_suppressed
 
     plan = plan_tree(path, text, tree, index, spec)
-    engine = plan_findings(plan, spec)
-    ctx = CheckContext(path, text, tree, spec, index, tuple(engine), plan)
-    return filter_suppressed(_dedupe([*engine, *run_rules(ctx)]), text)
-
-
-def _dedupe(findings: list[Finding]) -> list[Finding]:
-    """One finding per (line, code): the engine's come first and carry apply's exact edit."""
-    seen: set[tuple[int, str]] = set()
-    out: list[Finding] = []
-    for f in findings:
-        key = (f.line, str(f.code))
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out
+    planned = plan.findings()
+    silenced = [u.finding() for u in plan.suppressed]
+    ctx = CheckContext(path, text, tree, spec, index, plan, (*planned, *silenced))
+    return [*planned, *filter_suppressed(run_rules(ctx), text)]

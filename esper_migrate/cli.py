@@ -39,5 +39,19 @@ from esper_migrate.check import check_command as _check  # noqa: E402
 app.command(name="check")(_check)
 
 
+@app.command(name="rule")
+def _rule(code: str = typer.Argument(..., help="A finding code, e.g. EM004.")) -> None:
+    """Print a rule's documentation (what it does, why, example, fix, fix safety)."""
+    from esper_migrate.rule import all_rules
+
+    for rule in all_rules():
+        if code.upper() == rule.CODE:
+            typer.echo(rule.doc(), nl=False)
+            return
+    known = ", ".join(str(r.CODE) for r in all_rules())
+    typer.echo(f"esper-migrate rule: error: unknown code {code!r} (known: {known})", err=True)
+    raise typer.Exit(2)
+
+
 def main() -> None:
     app()

@@ -277,6 +277,8 @@ class Index:
     target_types: dict[str, set[str]] = field(default_factory=dict)
     #: Function name -> producer spec (the producers themselves and their local wrappers).
     producers: dict[str, ProducerSpec] = field(default_factory=dict)
+    #: Repository-wide results the rules compute once per index (see ``lint.per_index``).
+    memo: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def build(cls, summaries: Iterable[FileSummary], spec: MigrationSpec) -> Index:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import Binding, FileContext, Scope
-from esper_migrate.flow import Derivation, Failure, Result
-from esper_migrate.flow import derive as derive_expr
+from esper_migrate.derive import Derivation, Failure, Result
+from esper_migrate.derive import derive as derive_expr
 from esper_migrate.index import callee_name
-from esper_migrate.rules import Example
+from esper_migrate.rule import Example
 
 _NET = """\
 class FactoredRecurrentActorCritic:
@@ -61,7 +61,9 @@ def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: in
     if not isinstance(value, ast.Call):
         result = derive_expr(ctx, scope, value, depth + 1)
         if isinstance(result, Derivation):
-            return Derivation(result.text, f"`{name.id}` = {result.how}", result.edits)
+            return Derivation(
+                result.text, f"`{name.id}` = {result.how}", result.edits, result.via_parameter_of
+            )
         return result
     direct = derive_expr(ctx, scope, value, depth + 1)
     if isinstance(direct, Derivation):
@@ -83,6 +85,7 @@ def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: in
             found[0].text,
             f"raw companion through the transform `{fname}(...)`; {found[0].how}",
             found[0].edits,
+            found[0].via_parameter_of,
         )
     if len(found) > 1:
         return Failure(f"`{fname}(...)` combines several features; the companion is ambiguous")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import FileContext, Scope
-from esper_migrate.flow import Derivation, Result
-from esper_migrate.flow import derive as derive_expr
-from esper_migrate.rules import Example
+from esper_migrate.derive import Derivation, Result
+from esper_migrate.derive import derive as derive_expr
+from esper_migrate.rule import Example
 
 #: Methods that keep the values (and the int64 dtype) of a tensor.
 CHAIN_METHODS = frozenset({"detach", "to", "clone", "cpu", "cuda", "contiguous"})
@@ -54,4 +54,6 @@ def derive(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int) -> Result
     result = derive_expr(ctx, scope, inner, depth + 1)
     if not isinstance(result, Derivation):
         return result
-    return Derivation(ctx.splice(expr, inner, result.text), result.how, result.edits)
+    return Derivation(
+        ctx.splice(expr, inner, result.text), result.how, result.edits, result.via_parameter_of
+    )

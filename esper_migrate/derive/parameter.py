@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import Binding, FileContext, Scope
-from esper_migrate.flow import Derivation, Failure, Result
+from esper_migrate.derive import Derivation, Failure, Result
 from esper_migrate.index import _params
-from esper_migrate.rules import Example
+from esper_migrate.rule import Example
 
 EXAMPLES = [
     Example(
@@ -60,4 +60,5 @@ def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: in
     return Derivation(
         ctx.spec.parameter.name,
         f"`{name.id}` is the features parameter of the target method `{fn.name}`",
+        via_parameter_of=fn,
     )

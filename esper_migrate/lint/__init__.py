@@ -1,22 +1,16 @@
-"""Check-only rules (EM003-EM006): what `check` reports beyond the engine's EM001/EM002.
+"""Check-only rules: what ``check`` reports beyond the units ``apply`` plans.
 
-Each rule is one module with ``CODE``, ``FLAGGED`` and ``NOT_FLAGGED`` examples beside its
-logic, and ``check(ctx) -> list[Finding]``. In a flagged example every line that must be
-reported carries ``# flagged`` (as in the fixture's ``# planted: EM00N``); a not-flagged example
-must produce no finding of the rule's code. One generic test runs them all through the whole
-`check` pipeline.
-
-The rules read the file's stdlib ``ast`` (parsed once by `check`), the repository index and the
-engine's findings for the same file; they never parse and never import torch.
+Each rule is a :class:`esper_migrate.rule.Rule` with ``PLANS = False`` in one module of this
+package; ``lint(ctx)`` reads the file's stdlib ``ast`` (parsed once by ``check``), the
+repository index, the engine's plan for the file and the findings so far. They never parse and
+never import torch.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
 from esper_migrate.records import Finding
@@ -36,45 +30,34 @@ class CheckContext:
     tree: ast.Module
     spec: MigrationSpec
     index: Index
-    #: EM001/EM002 findings the engine reported for this file.
-    engine_findings: tuple[Finding, ...]
-    #: The engine's plan for this file: its edits and the calls it resolved to targets.
+    #: The engine's plan for this file: its units.
     plan: FilePlan
-
-
-#: The rule modules, in code order.
-RULE_NAMES = (
-    "signature_drift",
-    "positional_slide",
-    "storage_missing_companion",
-    "companion_unused",
-)
-
-
-def rule_modules() -> tuple[ModuleType, ...]:
-    return tuple(importlib.import_module(f"{__name__}.{name}") for name in RULE_NAMES)
+    #: The findings of the rules run before (the plan's, then the earlier lint rules'), before
+    #: suppression comments are applied.
+    findings: tuple[Finding, ...] = ()
 
 
 def run_rules(ctx: CheckContext) -> list[Finding]:
+    """Every lint rule over one file, in code order; each sees the findings before it."""
+    from dataclasses import replace
+
+    from esper_migrate.rule import lint_rules
+
     found: list[Finding] = []
-    for module in rule_modules():
-        found.extend(module.check(ctx))
+    for rule in lint_rules():
+        found.extend(rule.lint(replace(ctx, findings=(*ctx.findings, *found))))
     return found
 
 
 _T = TypeVar("_T")
-_MEMO: dict[str, tuple[object, object]] = {}
 
 
 def per_index(index: Index, name: str, compute: Callable[[], _T]) -> _T:
     """``compute()`` once per repository index (the rules run once per file, the
-    repository-wide parts of their work once per run)."""
-    hit = _MEMO.get(name)
-    if hit is not None and hit[0] is index:
-        return hit[1]  # type: ignore[return-value]
-    value = compute()
-    _MEMO[name] = (index, value)
-    return value
+    repository-wide parts of their work once per run), memoised on the index itself."""
+    if name not in index.memo:
+        index.memo[name] = compute()
+    return index.memo[name]  # type: ignore[return-value]
 
 
 def classes_in(index: Index, path: str) -> list[ClassInfo]:

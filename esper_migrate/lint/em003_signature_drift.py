@@ -10,7 +10,8 @@ signature (the parameter right after the features) is flagged: code typed agains
 calls them all the same way, and one of them breaks.
 
 Only the new parameter is compared: implementers that add their own optional parameters are
-not drift for this migration.
+not drift for this migration. A definition that lacks the parameter is EM002's (apply adds it):
+this rule reports what apply cannot express, a parameter present in the wrong place.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.index import ClassInfo, FunctionInfo, Index
+from esper_migrate.lint import CheckContext, classes_in, per_index
 from esper_migrate.records import Code, Finding, Tier
-from esper_migrate.rules_check import CheckContext, classes_in, per_index
+from esper_migrate.rule import Example, Expected, Rule
 
-CODE = Code.SIGNATURE_DRIFT
-
-FLAGGED = [
+_FLAGGED = [
     """
 from typing import Protocol
 
@@ -40,14 +40,14 @@ class LSTMPolicyBundle(PolicyBundle):
     def get_value(self, features, blueprint_indices, hidden=None): ...
 
 class HeuristicPolicyBundle:
-    def get_action(self, features, hidden=None): ...  # flagged
+    def get_action(self, features, blueprint_indices, hidden=None): ...
     def forward(self, features, blueprint_indices, hidden=None): ...
-    def evaluate_actions(self, features, actions, blueprint_indices, hidden=None): ...  # flagged
+    def evaluate_actions(self, features, actions, blueprint_indices, hidden=None): ...
     def get_value(self, features, blueprint_indices, hidden=None): ...
 """,
 ]
 
-NOT_FLAGGED = [
+_NOT_FLAGGED = [
     """
 from typing import Protocol
 
@@ -137,24 +137,66 @@ def _drift_table(index: Index, param: str, expected: int) -> _Drift:
     return table
 
 
-def check(ctx: CheckContext) -> list[Finding]:
-    if not any(t.kind == "protocol" for t in ctx.spec.targets):
-        return []
-    param = ctx.spec.parameter.name
-    expected = ctx.spec.parameter.after_position + 1
-    table = per_index(
-        ctx.index, "signature_drift", lambda: _drift_table(ctx.index, param, expected)
+class SignatureDrift(Rule):
+    CODE = Code.SIGNATURE_DRIFT
+    NAME = "signature-drift"
+    SUMMARY = "An implementer takes the new parameter somewhere its protocol does not."
+    PLANS = False
+    DOC = """
+## What it does
+For every target protocol and member, compares the protocol's definition with every
+implementer's (subclasses, and classes that define every member): a definition that takes the
+new parameter at another position, or keyword-only, is flagged.
+
+## Why is this bad?
+Code typed against the protocol calls every implementer the same way; the one whose
+parameters are in another order silently receives the arguments in the wrong slots.
+
+## Example
+```python
+class PolicyBundle(Protocol):
+    def evaluate_actions(self, features, blueprint_indices, actions, hidden=None): ...
+
+class HeuristicPolicyBundle:
+    def evaluate_actions(self, features, actions, blueprint_indices, hidden=None): ...
+```
+
+Use instead:
+```python
+class HeuristicPolicyBundle:
+    def evaluate_actions(self, features, blueprint_indices, actions, hidden=None): ...
+```
+
+## Fix
+None: moving a parameter changes every positional caller, which only a person can review.
+A definition that lacks the parameter is EM002, which apply fixes.
+
+## Fix safety
+Not applicable (no automatic fix).
+"""
+    EXAMPLES = (
+        Example(before=_FLAGGED[0], findings=(Expected(19, "EM003", reason="moving it"),)),
+        Example(before=_NOT_FLAGGED[0], findings=()),
     )
-    found: list[Finding] = []
-    for info in classes_in(ctx.index, ctx.path):
-        for method, fn in info["methods"].items():
-            hit = table.get((info["name"], method))
-            if hit is None:
-                continue
-            tier, group, protocol = hit
-            position = _position(fn, param)
-            found.append(_finding(ctx, info, fn, tier, group, position, expected, protocol))
-    return found
+
+    def lint(self, ctx: CheckContext) -> list[Finding]:
+        if not any(t.kind == "protocol" for t in ctx.spec.targets):
+            return []
+        param = ctx.spec.parameter.name
+        expected = ctx.spec.parameter.after_position + 1
+        table = per_index(
+            ctx.index, "signature_drift", lambda: _drift_table(ctx.index, param, expected)
+        )
+        found: list[Finding] = []
+        for info in classes_in(ctx.index, ctx.path):
+            for method, fn in info["methods"].items():
+                hit = table.get((info["name"], method))
+                position = _position(fn, param)
+                if hit is None or position is None:
+                    continue  # in line with the group, or lacking it (EM002: apply adds it)
+                tier, group, protocol = hit
+                found.append(_finding(ctx, info, fn, tier, group, position, expected, protocol))
+        return found
 
 
 def _describe(position: int | None, expected: int) -> str:
@@ -186,26 +228,17 @@ def _finding(
         f"{info['name']}.{fn['name']} ({role}) {_describe(position, expected)} `{param}`, "
         f"unlike {', '.join(others)}"
     )
-    positional = [p for p in fn["params"] if p["kind"] in ("pos", "posonly")]
-    after = ctx.spec.parameter.after_position
-    if position is None and len(positional) > after:
-        annotation = ctx.spec.parameter.annotation
-        spelled = f"{param}: {annotation}" if annotation else param
-        fix: str | None = f"insert parameter `{spelled}` after `{positional[after]['name']}`"
-        reason = None
-    else:
-        fix = None
-        reason = f"`{param}` is in the wrong place; moving it changes every positional caller"
+    reason = f"`{param}` is in the wrong place; moving it changes every positional caller"
     node = _def_node(ctx, info["name"], fn["name"])
     return Finding(
         path=ctx.path,
         line=node.lineno if node is not None else fn["line"],
         col=(node.col_offset + 1) if node is not None else 1,
-        code=CODE,
+        code=Code.SIGNATURE_DRIFT,
         message=message,
         tier=tier,
-        fix=fix,
-        unfixable_reason=reason,
+        fix=None,
+        unfixable_reason=f"{reason}; suggested edit: move `{param}` right after the features",
     )
 
 

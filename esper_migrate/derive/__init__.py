@@ -1,6 +1,6 @@
 """Value derivation: the companion of a features expression, by data flow, never invented.
 
-``derive`` asks each derivation rule (``esper_migrate.rules.derive_*``) in turn; a rule returns
+``derive`` asks each derivation (the modules of this package) in turn; a derivation returns
 a :class:`Derivation` (the companion's source text, how it was found, and side edits such as a
 rename or a synthesised test value), a :class:`Failure` (applicable but impossible, with the
 reason), or None (not applicable).
@@ -23,6 +23,8 @@ class Derivation:
     text: str
     how: str
     edits: list[Edit] = field(default_factory=list)
+    #: The target method whose new parameter the value is (a pass-on call inside it).
+    via_parameter_of: ast.AST | None = None
 
 
 @dataclass
@@ -38,25 +40,15 @@ ExprRule = Callable[[FileContext, Scope, ast.expr, int], Result | None]
 
 
 def _name_rules() -> list[NameRule]:
-    from esper_migrate.rules import (
-        derive_parameter,
-        derive_producer,
-        derive_synthesis,
-        derive_transform,
-    )
+    from esper_migrate.derive import parameter, producer, shape, synthesis, transform
 
-    return [
-        derive_parameter.derive,
-        derive_producer.derive,
-        derive_synthesis.derive,
-        derive_transform.derive,
-    ]
+    return [parameter.derive, producer.derive, synthesis.derive, shape.derive, transform.derive]
 
 
 def _expr_rules() -> list[ExprRule]:
-    from esper_migrate.rules import derive_chain, derive_lookup
+    from esper_migrate.derive import chain, lookup, synthesis
 
-    return [derive_lookup.derive, derive_chain.derive]
+    return [lookup.derive, chain.derive, synthesis.derive_literal]
 
 
 def derive(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int = 0) -> Result:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import FileContext, Scope
-from esper_migrate.flow import Derivation, Failure, Result
+from esper_migrate.derive import Derivation, Failure, Result
 from esper_migrate.index import callee_name
-from esper_migrate.rules import Example
+from esper_migrate.rule import Example
 
 EXAMPLES = [
     Example(

@@ -8,10 +8,10 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import Binding, FileContext, Scope, own_nodes
-from esper_migrate.flow import Derivation, Failure, Result, companion_name
+from esper_migrate.derive import Derivation, Failure, Result, companion_name
 from esper_migrate.index import callee_name
-from esper_migrate.records import Code, Edit, EditKind, Tier
-from esper_migrate.rules import Example
+from esper_migrate.records import EditKind
+from esper_migrate.rule import Example
 
 EXAMPLES = [
     Example(
@@ -61,40 +61,52 @@ def _num_slots(ctx: FileContext, scope: Scope) -> str | None:
     return None if default is None else str(default)
 
 
+def _shape(ctx: FileContext, scope: Scope, call: ast.Call, what: str) -> str | Failure:
+    """The companion's shape for features built by ``call``: the features' leading dims, then
+    the number of slots."""
+    dims: list[ast.expr] = list(call.args)
+    if len(dims) == 1 and isinstance(dims[0], ast.Tuple | ast.List):
+        dims = list(dims[0].elts)
+    if not dims or any(isinstance(d, ast.Starred) for d in dims):
+        return Failure(f"the shape of `{what}` cannot be read from `{ctx.text(call)}`")
+    slots = _num_slots(ctx, scope)
+    if slots is None:
+        return Failure("the number of slots is not visible and the spec has no default")
+    shape = ", ".join([*(ctx.text(d) for d in dims[:-1]), slots])
+    return shape + "," if len(dims) == 1 else shape
+
+
+def _random(ctx: FileContext, shape: str) -> str:
+    syn = ctx.spec.synthesis
+    return f"{syn.random_call}(0, {syn.num_blueprints}, ({shape}))"
+
+
 def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: int) -> Result | None:
     if b.kind != "assign" or not isinstance(b.value, ast.Call) or b.stmt is None:
         return None
     call = b.value
     if ctx.dotted(call.func) not in ctx.spec.synthesis.constructors:
         return None
-    dims: list[ast.expr] = list(call.args)
-    if len(dims) == 1 and isinstance(dims[0], ast.Tuple | ast.List):
-        dims = list(dims[0].elts)
-    if not dims or any(isinstance(d, ast.Starred) for d in dims):
-        return Failure(f"the shape of `{name.id}` cannot be read from `{ctx.text(call)}`")
-    slots = _num_slots(ctx, scope)
-    if slots is None:
-        return Failure("the number of slots is not visible and the spec has no default")
+    shape = _shape(ctx, scope, call, name.id)
+    if isinstance(shape, Failure):
+        return shape
     new = companion_name(ctx, name.id)
     if new in scope.bindings:
         return Failure(f"cannot synthesise `{new}`: the name is taken")
-    leading = [ctx.text(d) for d in dims[:-1]]
-    shape = ", ".join([*leading, slots])
-    if len(leading) == 0:
-        shape += ","
-    syn = ctx.spec.synthesis
-    text = f"{new} = {syn.random_call}(0, {syn.num_blueprints}, ({shape}))"
     how = f"synthesised from the shape of `{name.id}` (line {b.line})"
-    edit = Edit(
-        kind=EditKind.STATEMENT,
-        path=ctx.path,
-        line=b.stmt.lineno,
-        col=ctx.char_col(b.stmt.lineno, b.stmt.col_offset),
-        code=Code.MISSING_ARGUMENT,
-        tier=Tier.RESOLVED,
-        reason=f"test value for `{new}`",
-        derivation=how,
-        anchor=ctx.span(b.stmt),
-        text=text,
-    )
+    text = f"{new} = {_random(ctx, shape)}"
+    edit = ctx.edit(EditKind.STATEMENT, b.stmt, text, f"test value for `{new}`", how)
     return Derivation(new, how, [edit])
+
+
+def derive_literal(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int) -> Result | None:
+    """Features built in place (``state=torch.randn(50)``): a companion built in place."""
+    if (
+        not isinstance(expr, ast.Call)
+        or ctx.dotted(expr.func) not in ctx.spec.synthesis.constructors
+    ):
+        return None
+    shape = _shape(ctx, scope, expr, ctx.text(expr))
+    if isinstance(shape, Failure):
+        return shape
+    return Derivation(_random(ctx, shape), f"synthesised from the shape of `{ctx.text(expr)}`")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import Binding, FileContext, Scope, own_nodes
-from esper_migrate.flow import Derivation, Failure, Result, companion_name
+from esper_migrate.derive import Derivation, Failure, Result, companion_name
 from esper_migrate.index import callee_name
-from esper_migrate.records import Code, Edit, EditKind, Tier
-from esper_migrate.rules import Example
+from esper_migrate.records import Code, EditKind
+from esper_migrate.rule import Example
 
 _NET = """\
 class FactoredRecurrentActorCritic:
@@ -122,18 +122,16 @@ def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: in
         ]
     if not new or (new in scope.bindings and new != companion.id):
         return Failure(f"cannot rename the discarded companion `{companion.id}`: `{new}` is taken")
+    spans.sort(key=lambda n: (n.lineno, n.col_offset))
     edits = [
-        Edit(
-            kind=EditKind.RENAME,
-            path=ctx.path,
-            line=n.lineno,
-            col=ctx.char_col(n.lineno, n.col_offset),
+        ctx.edit(
+            EditKind.RENAME,
+            n,
+            new,
+            f"discarded companion `{companion.id}` is used now",
+            how,
             code=Code.COMPANION_UNUSED,
-            tier=Tier.RESOLVED,
-            reason=f"discarded companion `{companion.id}` is used now",
-            derivation=how,
-            anchor=ctx.span(n),
-            text=new,
+            after=companion.id,
         )
         for n in spans
     ]
