@@ -188,6 +188,16 @@ def _bind_target(scope: Scope, tgt: ast.expr, value: ast.expr, stmt: ast.stmt, a
                         add(Binding(name.id, stmt.lineno, stmt.col_offset, "other"))
 
 
+def _expects_type_error(call: ast.Call) -> bool:
+    """``pytest.raises(TypeError)``: the old call is kept on purpose, to show that it fails.
+    ``pytest.raises(IndexError)`` expects the call to bind and fail later: it is migrated."""
+    if not call.args:
+        return True
+    expected = call.args[0]
+    names = expected.elts if isinstance(expected, ast.Tuple) else [expected]
+    return any(callee_name(n) == "TypeError" for n in names)
+
+
 class FileContext:
     """One file under planning: its source, tree, scopes and the edits planned so far."""
 
@@ -291,6 +301,7 @@ class FileContext:
                 elif isinstance(child, ast.With | ast.AsyncWith) and any(
                     isinstance(item.context_expr, ast.Call)
                     and self.dotted(item.context_expr.func) in exempt_names
+                    and _expects_type_error(item.context_expr)
                     for item in child.items
                 ):
                     for item in child.items:

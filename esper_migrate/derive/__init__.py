@@ -46,9 +46,9 @@ def _name_rules() -> list[NameRule]:
 
 
 def _expr_rules() -> list[ExprRule]:
-    from esper_migrate.derive import chain, lookup, synthesis
+    from esper_migrate.derive import chain, lookup, synthesis, transform
 
-    return [lookup.derive, chain.derive, synthesis.derive_literal]
+    return [lookup.derive, chain.derive, synthesis.derive_literal, transform.derive_call]
 
 
 def derive(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int = 0) -> Result:

@@ -1,12 +1,14 @@
-"""Derivation: subscripts and ``.detach()``/``.to(...)``/``.clone()``/``.cpu()`` chains apply to
-the companion the same way (``states_batch[i].detach()`` -> ``blueprint_indices_batch[i].detach()``)."""
+"""Derivation: subscripts, ``.detach()``/``.to(...)``/``.clone()``/``.cpu()`` chains and reshapes
+of the leading dimensions written inside an argument apply to the companion the same way
+(``states_batch[i].detach()`` -> ``blueprint_indices_batch[i].detach()``,
+``features.unsqueeze(1)`` -> ``blueprint_indices.unsqueeze(1)``)."""
 
 from __future__ import annotations
 
 import ast
 
 from esper_migrate.context import FileContext, Scope
-from esper_migrate.derive import Derivation, Result
+from esper_migrate.derive import Derivation, Failure, Result
 from esper_migrate.derive import derive as derive_expr
 from esper_migrate.rule import Example
 
@@ -49,6 +51,14 @@ def derive(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int) -> Result
         and expr.func.attr in CHAIN_METHODS
     ):
         inner = expr.func.value
+    else:
+        from esper_migrate.derive.shape import mirrorable
+
+        reshape = mirrorable(expr)
+        if reshape is not None:
+            inner, problem = reshape
+            if problem is not None:
+                return Failure(f"{problem}; the companion's last dimension is the number of slots")
     if inner is None:
         return None
     result = derive_expr(ctx, scope, inner, depth + 1)

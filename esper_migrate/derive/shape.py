@@ -89,7 +89,7 @@ def _leading_only(call: ast.Call) -> bool:
     return isinstance(end, ast.Constant) and isinstance(end.value, int) and end.value >= 0
 
 
-def _mirrorable(value: ast.expr) -> tuple[ast.expr, str | None] | None:
+def mirrorable(value: ast.expr) -> tuple[ast.expr, str | None] | None:
     """(the reshaped tensor, why it cannot be mirrored or None), or None if not a reshape."""
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
         method = value.func.attr
@@ -115,7 +115,7 @@ def _mirrorable(value: ast.expr) -> tuple[ast.expr, str | None] | None:
 def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: int) -> Result | None:
     if b.kind != "assign" or b.value is None or not isinstance(b.stmt, ast.Assign):
         return None
-    found = _mirrorable(b.value)
+    found = mirrorable(b.value)
     if found is None:
         return None
     receiver, problem = found

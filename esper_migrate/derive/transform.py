@@ -57,18 +57,19 @@ def rollout(net: FactoredRecurrentActorCritic, a, b):
 def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: int) -> Result | None:
     if b.kind != "assign" or b.value is None:
         return None
-    value = b.value
-    if not isinstance(value, ast.Call):
-        result = derive_expr(ctx, scope, value, depth + 1)
-        if isinstance(result, Derivation):
-            return Derivation(
-                result.text, f"`{name.id}` = {result.how}", result.edits, result.via_parameter_of
-            )
-        return result
-    direct = derive_expr(ctx, scope, value, depth + 1)
-    if isinstance(direct, Derivation):
-        return direct
-    inputs = [*value.args, *(k.value for k in value.keywords)]
+    result = derive_expr(ctx, scope, b.value, depth + 1)
+    if isinstance(result, Derivation) and not isinstance(b.value, ast.Call):
+        return Derivation(
+            result.text, f"`{name.id}` = {result.how}", result.edits, result.via_parameter_of
+        )
+    return result
+
+
+def derive_call(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int) -> Result | None:
+    """``normalizer(obs)`` as an argument, or assigned: the raw companion of its one input."""
+    if not isinstance(expr, ast.Call):
+        return None
+    inputs = [*expr.args, *(k.value for k in expr.keywords)]
     found: list[Derivation] = []
     failure: Failure | None = None
     for arg in inputs:
@@ -79,7 +80,7 @@ def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: in
             found.append(result)
         elif failure is None:
             failure = result
-    fname = callee_name(value.func) or ctx.text(value.func)
+    fname = callee_name(expr.func) or ctx.text(expr.func)
     if len(found) == 1:
         return Derivation(
             found[0].text,

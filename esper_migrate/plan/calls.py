@@ -359,6 +359,8 @@ def _int64(ctx: FileContext, call: ast.Call) -> bool:
         if k.arg == "dtype":
             return ctx.dotted(k.value) in _INT64
     name = ctx.dotted(call.func) or ""
+    if name.endswith(("full", "full_like")) and len(call.args) >= 2:
+        return _int_literal(call.args[1])  # the fill value sets the dtype
     return name.endswith(("tensor", "as_tensor")) and bool(call.args) and _int_literal(call.args[0])
 
 

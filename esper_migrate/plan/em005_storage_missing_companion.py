@@ -316,6 +316,8 @@ def _store(
             text = f"self.{new}[{ctx.text(target.slice)}] = {new}"
             reason = f"`{cls}.{add.name}` stores `{field}` only"
             return [_statement(ctx, stmt, text, reason, "same index as the features store")]
+    if not any(_is_self_attr(n, field) for n in ast.walk(add)):
+        return []  # an abstract or forwarding add(): nothing is stored here
     raise _CannotPlan(
         f"`{cls}.{add.name}` stores `{field}` in a way the companion's store cannot copy",
         f"store `{new}` beside `{field}` by hand",
