@@ -152,7 +152,11 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     spec_path = options.spec or config.spec
     spec_bytes = _spec_bytes(spec_path)
 
-    targets = _discover(roots, config)
+    # A file named explicitly is checked only if it is Python (ruff's rule too).
+    targets = [t for t in _discover(roots, config) if t.suffix in (".py", ".pyi")]
+    if not targets:
+        shown = " ".join(str(p) for p in roots)
+        raise UsageError(f"nothing to check: no Python file under {shown}")
     sources = _read_sources(targets, config.root, cwd)
     if strictly_inside(roots, config.root):
         # The rest of the project feeds the index (never reported), as for apply: checking
@@ -330,16 +334,14 @@ def _summary_job(i: int) -> FileSummary:
     from esper_migrate.index import FileSummary, summarize_tree
 
     source: _Source = _SHARED["todo"][i]
+    empty = FileSummary(path=source.key, version=0, classes=[], functions={}, error=None)
     try:
         text, tree = _parse(source)
     except PARSE_ERRORS as exc:
-        return FileSummary(
-            path=source.key,
-            version=0,
-            classes=[],
-            functions={},
-            error=f"does not parse: {type(exc).__name__}: {exc}",
-        )
+        empty["error"] = f"does not parse: {type(exc).__name__}: {exc}"
+        return empty
+    if source.key in _SHARED["syntax_only"]:
+        return empty  # names nothing of the spec: parsed only to know that it parses
     if _SHARED["in_process"]:  # keep the tree for the findings stage (a worker's is lost)
         _SHARED.setdefault("trees", {})[source.key] = (text, tree)
     return summarize_tree(source.key, tree)
@@ -375,10 +377,13 @@ def _analyze(
 
     prefilter = prefilter_bytes(spec)
     candidates = [s for s in sources if prefilter.search(s.data)]
+    # A checked file that names nothing of the spec is still parsed once (then cached): one
+    # that does not parse fails the run whatever it names.
+    syntax_only = {s.key for s in sources if not s.context} - {s.key for s in candidates}
 
     summaries: dict[str, FileSummary] = {}
     todo: list[_Source] = []
-    for source in candidates:
+    for source in [*candidates, *(s for s in sources if s.key in syntax_only)]:
         cached = cache.summary(source.key, source.digest)
         if cached is None:
             todo.append(source)
@@ -386,13 +391,14 @@ def _analyze(
             summaries[source.key] = cached  # type: ignore[assignment]
     _SHARED.clear()
     _SHARED["todo"] = todo
+    _SHARED["syntax_only"] = syntax_only
     for source, summary in zip(todo, _map(_summary_job, len(todo), jobs), strict=True):
         cache.store_summary(source.key, source.digest, summary)
         summaries[source.key] = summary
     cache.prune_summaries(set(summaries))
     checked = {s.key for s in sources if not s.context}
     errors = {k: str(s["error"]) for k, s in summaries.items() if s["error"] and k in checked}
-    ordered = {key: summaries[key] for key in sorted(summaries)}
+    ordered = {key: summaries[key] for key in sorted(summaries) if key not in syntax_only}
     fingerprint = content_hash(json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode())
     index = Index.build(ordered.values(), spec)
 

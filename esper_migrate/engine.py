@@ -180,6 +180,11 @@ class Session:
         self.files.append(path)
         self.sources[path] = source
         if not self._prefilter.search(source):
+            # Names nothing of the spec, but one that does not parse is still reported.
+            try:
+                ast.parse(decode(source), filename=path)
+            except PARSE_ERRORS as exc:
+                self.errors[path] = f"does not parse: {type(exc).__name__}: {exc}"
             return
         if summary is not None:
             self.summaries[path] = summary

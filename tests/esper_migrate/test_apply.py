@@ -288,6 +288,31 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     assert "no such file or directory" in result.output
 
 
+def test_a_file_that_names_nothing_and_does_not_parse_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "util.py").write_text("def helper(:\n")
+    result = CliRunner().invoke(app, ["apply", str(tmp_path)])
+    assert result.exit_code == 3
+    assert "util.py: error: does not parse" in result.output
+
+
+def test_apply_honours_suppression_comments(tmp_path: Path) -> None:
+    source = (
+        "class FactoredRecurrentActorCritic:\n"
+        "    def get_action(self, features, blueprint_indices, hidden=None): ...\n\n\n"
+        "def act(net: FactoredRecurrentActorCritic, signals):\n"
+        "    states, bp = batch_obs_to_features(signals)\n"
+        "    # esper-migrate: ignore[EM001]\n"
+        "    net.get_action(states)\n"
+        "    return net.get_action(states)\n"
+    )
+    (tmp_path / "m.py").write_text(source)
+    result = run_apply([tmp_path], SPEC)
+    new = result.results[0].new.decode()
+    assert new.splitlines()[7] == "    net.get_action(states)"  # suppressed: left alone
+    assert new.splitlines()[8] == "    return net.get_action(states, blueprint_indices=bp)"
+    assert result.unresolved == []
+
+
 def test_engine_never_imports_torch() -> None:
     code = (
         "import sys\n"

@@ -299,6 +299,29 @@ def test_a_checked_file_that_does_not_parse_fails_the_run(project: Path) -> None
     assert "error: pkg/broken.py: does not parse" in err
 
 
+def test_a_file_that_names_nothing_and_does_not_parse_fails_the_run(project: Path) -> None:
+    """Whatever it names: a syntax error in a file without one spec name is still an error,
+    on a cold run and on a warm one."""
+    (project / "pkg" / "util.py").write_text("def helper(:\n")
+    for _ in range(2):
+        code, _, err = _run()
+        assert code == 1
+        assert "error: pkg/util.py: does not parse" in err
+
+
+@pytest.mark.parametrize("what", ["empty", "text"])
+def test_nothing_to_check_is_a_usage_error(project: Path, what: str) -> None:
+    if what == "empty":
+        (project / "empty").mkdir()
+        target = "empty"
+    else:
+        (project / "README.md").write_text("# not Python\n")
+        target = "README.md"
+    code, out, err = _run(target)
+    assert code == 2 and out == ""
+    assert f"error: nothing to check: no Python file under {target}" in err
+
+
 def test_file_beyond_the_parsers_limits_is_skipped_with_a_warning(project: Path) -> None:
     # A generated 30000-term expression: RecursionError inside ast.parse, as in CPython.
     huge = "get_action = " + "+".join(["1"] * 30000) + "\n"
