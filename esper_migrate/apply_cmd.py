@@ -35,7 +35,7 @@ def summary_text(result: ApplyResult, verb: str) -> str:
     for u in sorted(result.unresolved, key=lambda u: (u.path, u.line, u.col)):
         lines.append(
             f"{u.path}:{u.line}:{u.col + 1}: unresolved {u.code.value} ({u.tier.value}): "
-            f"{u.reason}; suggested edit: {u.suggestion}"
+            f"{u.message}: {u.reason}; suggested edit: {u.suggestion}"
         )
     for path, err in sorted(result.errors.items()):
         lines.append(f"{path}: error: {err} (left unchanged)")
