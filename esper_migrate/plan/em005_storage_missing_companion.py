@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import FileContext
+from esper_migrate.derive.chain import CHAIN_METHODS
 from esper_migrate.derive.lookup import _quote
 from esper_migrate.index import FunctionInfo, _params
 from esper_migrate.plan.em002_missing_parameter import parameter_edits
@@ -313,7 +314,7 @@ def _store(
         target = stmt.targets[0]
         assert isinstance(target, ast.Subscript)
         if _is_self_attr(target.value, field):
-            text = f"self.{new}[{ctx.text(target.slice)}] = {new}"
+            text = f"self.{new}[{ctx.text(target.slice)}] = {_stored_value(ctx, stmt.value)}"
             reason = f"`{cls}.{add.name}` stores `{field}` only"
             return [_statement(ctx, stmt, text, reason, "same index as the features store")]
     if not any(_is_self_attr(n, field) for n in ast.walk(add)):
@@ -322,6 +323,25 @@ def _store(
         f"`{cls}.{add.name}` stores `{field}` in a way the companion's store cannot copy",
         f"store `{new}` beside `{field}` by hand",
     )
+
+
+#: Conversions a store may apply to the features that keep the values (and the int64 dtype):
+#: the companion's store copies them (``state.detach().cpu().numpy()`` into a numpy buffer).
+_KEEPS_VALUES = CHAIN_METHODS | {"numpy"}
+
+
+def _stored_value(ctx: FileContext, value: ast.expr) -> str:
+    """The companion as the features' store writes the features: the same value-keeping
+    conversions (``.detach().cpu().numpy()``), none that would change it (``.float()``)."""
+    new = ctx.spec.parameter.name
+    inner = value
+    while isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute):
+        if inner.func.attr not in _KEEPS_VALUES:
+            return new
+        inner = inner.func.value
+    if inner is value or not isinstance(inner, ast.Name):
+        return new
+    return ctx.splice(value, inner, new)
 
 
 def _batched(
