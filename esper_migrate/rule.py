@@ -51,6 +51,45 @@ class Example:
     findings: tuple[Expected, ...] | None = None
 
 
+def edited(before: str, *changes: tuple[str, str]) -> str:
+    """``before`` with each ``(old, new)`` change made (``old`` must occur exactly once): an
+    example's after written as the edits apply makes, so the two cannot drift apart."""
+    after = before
+    for old, new in changes:
+        if after.count(old) != 1:
+            raise ValueError(f"edited: {old!r} occurs {after.count(old)} times, expected once")
+        after = after.replace(old, new)
+    return after
+
+
+#: The callee most examples share: a spec target whose ``get_action`` gains the parameter
+#: (format ``new`` with ``""`` before and ``"blueprint_indices, "`` after).
+GET_ACTION_NET = """\
+class FactoredRecurrentActorCritic:
+    def get_action(self, state, {new}hidden=None):
+        return state
+
+
+"""
+
+
+def get_action_example(
+    body: str,
+    *changes: tuple[str, str],
+    unresolved: str | None = None,
+    findings: tuple[Expected, ...] | None = None,
+    net: str = GET_ACTION_NET,
+) -> Example:
+    """An example calling ``net`` (a template whose ``{new}`` marks where the parameter goes):
+    ``body`` before, and after with the network migrated and ``changes`` made to it."""
+    return Example(
+        before=net.format(new="") + body,
+        after=net.format(new="blueprint_indices, ") + edited(body, *changes),
+        unresolved=unresolved,
+        findings=findings,
+    )
+
+
 class Rule:
     """One finding code: its documentation, its examples, and its planning or lint logic."""
 
@@ -76,6 +115,12 @@ class Rule:
         return f"# {cls.NAME} ({cls.CODE})\n\n{cls.SUMMARY}\n\n*{kind}*\n\n{cls.DOC.strip()}\n"
 
 
+class LintRule(Rule):
+    """A check-only rule: it reports what ``apply`` cannot express."""
+
+    PLANS = False
+
+
 _PACKAGES = ("esper_migrate.plan", "esper_migrate.lint")
 
 
@@ -91,7 +136,7 @@ def all_rules() -> tuple[type[Rule], ...]:
                 if (
                     isinstance(value, type)
                     and issubclass(value, Rule)
-                    and value is not Rule
+                    and value not in (Rule, LintRule)
                     and value.__module__ == module.__name__
                 ):
                     if value.CODE in found:

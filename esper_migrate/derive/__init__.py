@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from esper_migrate.context import Binding, FileContext, Scope
-from esper_migrate.records import Edit
+from esper_migrate.records import Edit, EditKind
 
 MAX_DEPTH = 12
 
@@ -85,3 +85,26 @@ def companion_name(ctx: FileContext, features_name: str) -> str:
             i = parts.index(stem)
             return "_".join([*parts[:i], new, *parts[i + 1 :]]).strip("_") or new
     return f"{features_name.strip('_')}_{new}" if features_name.strip("_") else new
+
+
+def companion_statement(
+    ctx: FileContext,
+    scope: Scope,
+    binding: Binding,
+    rhs: str,
+    how: str,
+    what: str,
+    *,
+    name: str | None = None,
+    base: Derivation | None = None,
+) -> Result:
+    """The companion as a new statement right after ``binding``'s (so under the same guard):
+    ``<name> = <rhs>``, the name defaulting to the features' name with its stem replaced."""
+    assert binding.stmt is not None
+    new = name or companion_name(ctx, binding.name)
+    if name is None and new in scope.bindings:
+        return Failure(f"cannot {what} for `{binding.name}`: `{new}` is taken")
+    edit = ctx.edit(EditKind.STATEMENT, binding.stmt, f"{new} = {rhs}", f"{what} `{new}`", how)
+    if base is None:
+        return Derivation(new, how, [edit])
+    return Derivation(new, how, [*base.edits, edit], base.via_parameter_of)

@@ -10,33 +10,30 @@ import ast
 from esper_migrate.context import FileContext, Scope
 from esper_migrate.derive import Derivation, Failure, Result
 from esper_migrate.derive import derive as derive_expr
-from esper_migrate.rule import Example
+from esper_migrate.rule import get_action_example
 
 #: Methods that keep the values (and the int64 dtype) of a tensor.
 CHAIN_METHODS = frozenset({"detach", "to", "clone", "cpu", "cuda", "contiguous"})
 
 EXAMPLES = [
-    Example(
-        before="""\
-class FactoredRecurrentActorCritic:
-    def get_action(self, state, hidden=None):
-        return state
-
-
+    get_action_example(
+        """\
 def rollout(net: FactoredRecurrentActorCritic, signals, i, h):
     states_batch, blueprint_indices_batch = batch_obs_to_features(signals)
     return net.get_action(states_batch[i].detach(), hidden=h)
 """,
-        after="""\
-class FactoredRecurrentActorCritic:
-    def get_action(self, state, blueprint_indices, hidden=None):
-        return state
-
-
-def rollout(net: FactoredRecurrentActorCritic, signals, i, h):
-    states_batch, blueprint_indices_batch = batch_obs_to_features(signals)
-    return net.get_action(states_batch[i].detach(), blueprint_indices=blueprint_indices_batch[i].detach(), hidden=h)
+        (
+            "detach(), hidden=h)",
+            "detach(), blueprint_indices=blueprint_indices_batch[i].detach(), hidden=h)",
+        ),
+    ),
+    get_action_example(
+        """\
+def probe(net: FactoredRecurrentActorCritic, signals):
+    obs, bp = batch_obs_to_features(signals)
+    return net.get_action(obs.unsqueeze(1))
 """,
+        ("(obs.unsqueeze(1))", "(obs.unsqueeze(1), blueprint_indices=bp.unsqueeze(1))"),
     ),
 ]
 

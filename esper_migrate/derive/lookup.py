@@ -9,11 +9,9 @@ import ast
 from esper_migrate.context import FileContext, Scope
 from esper_migrate.derive import Derivation, Failure, Result
 from esper_migrate.index import callee_name
-from esper_migrate.rule import Example
+from esper_migrate.rule import Example, edited
 
-EXAMPLES = [
-    Example(
-        before="""\
+_UPDATE = """\
 class PolicyBundle(Protocol):
     def evaluate_actions(self, states, actions, hidden=None): ...
 
@@ -21,46 +19,36 @@ class PolicyBundle(Protocol):
 class PPOAgent:
     policy: PolicyBundle
 
+"""
+_FROM_BUFFER = (
+    _UPDATE
+    + """\
     def update(self, buffer: TamiyoRolloutBuffer, actions, hidden):
         data = buffer.get_batched_sequences()
         return self.policy.evaluate_actions(data["states"], actions, hidden)
-""",
-        after="""\
-class PolicyBundle(Protocol):
-    def evaluate_actions(self, states, blueprint_indices, actions, hidden=None): ...
+"""
+)
+_UNKNOWN_DICT = (
+    _UPDATE
+    + """\
+    def update(self, batch, actions):
+        return self.policy.evaluate_actions(batch["states"], actions)
+"""
+)
+_MIGRATED_PROTOCOL = ("(self, states, actions,", "(self, states, blueprint_indices, actions,")
 
-
-class PPOAgent:
-    policy: PolicyBundle
-
-    def update(self, buffer: TamiyoRolloutBuffer, actions, hidden):
-        data = buffer.get_batched_sequences()
-        return self.policy.evaluate_actions(data["states"], data["blueprint_indices"], actions, hidden)
-""",
+EXAMPLES = [
+    Example(
+        before=_FROM_BUFFER,
+        after=edited(
+            _FROM_BUFFER,
+            _MIGRATED_PROTOCOL,
+            ('(data["states"], actions', '(data["states"], data["blueprint_indices"], actions'),
+        ),
     ),
     Example(
-        before="""\
-class PolicyBundle(Protocol):
-    def evaluate_actions(self, states, actions, hidden=None): ...
-
-
-class PPOAgent:
-    policy: PolicyBundle
-
-    def update(self, batch, actions):
-        return self.policy.evaluate_actions(batch["states"], actions)
-""",
-        after="""\
-class PolicyBundle(Protocol):
-    def evaluate_actions(self, states, blueprint_indices, actions, hidden=None): ...
-
-
-class PPOAgent:
-    policy: PolicyBundle
-
-    def update(self, batch, actions):
-        return self.policy.evaluate_actions(batch["states"], actions)
-""",
+        before=_UNKNOWN_DICT,
+        after=edited(_UNKNOWN_DICT, _MIGRATED_PROTOCOL),
         unresolved="not known to carry",
     ),
 ]

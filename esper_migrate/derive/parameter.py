@@ -6,7 +6,7 @@ import ast
 
 from esper_migrate.context import Binding, FileContext, Scope
 from esper_migrate.derive import Derivation, Failure, Result
-from esper_migrate.index import _params
+from esper_migrate.index import method_info
 from esper_migrate.rule import Example
 
 EXAMPLES = [
@@ -44,17 +44,9 @@ def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: in
             "or test shape is in scope",
             f"add `{new}` to `{fn.name}` after `{name.id}` and pass it on",
         )
-    params = [p for p in _params(fn, is_method=True)]
-    info = {
-        "name": fn.name,
-        "line": fn.lineno,
-        "params": params,
-        "returns_call": None,
-        "returns_unpacked_call": None,
-    }
     storage = ctx.index.storage(scope.cls)
     is_add = storage is not None and fn.name == storage.add_method
-    features = ctx.features_param(info, storage_add=is_add)  # type: ignore[arg-type]
+    features = ctx.features_param(method_info(fn), storage_add=is_add)
     if name.id != features:
         return None
     return Derivation(

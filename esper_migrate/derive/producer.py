@@ -12,36 +12,22 @@ from esper_migrate.context import Binding, FileContext, Scope, own_nodes
 from esper_migrate.derive import Derivation, Failure, Result, companion_name
 from esper_migrate.index import callee_name
 from esper_migrate.records import Code, EditKind
-from esper_migrate.rule import Example
-
-_NET = """\
-class FactoredRecurrentActorCritic:
-    def get_action(self, state, {new}hidden=None):
-        return state
-
-
-"""
+from esper_migrate.rule import get_action_example
 
 EXAMPLES = [
-    Example(
-        before=_NET.format(new="")
-        + """\
+    get_action_example(
+        """\
 def rollout(net, signals):
     obs, _bp_indices = batch_obs_to_features(signals)
     print(_bp_indices)
     return FactoredRecurrentActorCritic().get_action(obs, hidden=None)
 """,
-        after=_NET.format(new="blueprint_indices, ")
-        + """\
-def rollout(net, signals):
-    obs, bp_indices = batch_obs_to_features(signals)
-    print(bp_indices)
-    return FactoredRecurrentActorCritic().get_action(obs, blueprint_indices=bp_indices, hidden=None)
-""",
+        ("obs, _bp_indices =", "obs, bp_indices ="),
+        ("print(_bp_indices)", "print(bp_indices)"),
+        ("(obs, hidden=None)", "(obs, blueprint_indices=bp_indices, hidden=None)"),
     ),
-    Example(
-        before=_NET.format(new="")
-        + """\
+    get_action_example(
+        """\
 def _extract(signals):
     return batch_obs_to_features(signals)
 
@@ -50,26 +36,14 @@ def bootstrap(net: FactoredRecurrentActorCritic, signals):
     states_batch, _ = _extract(signals)
     return net.get_action(states_batch)
 """,
-        after=_NET.format(new="blueprint_indices, ")
-        + """\
-def _extract(signals):
-    return batch_obs_to_features(signals)
-
-
-def bootstrap(net: FactoredRecurrentActorCritic, signals):
-    states_batch, blueprint_indices_batch = _extract(signals)
-    return net.get_action(states_batch, blueprint_indices=blueprint_indices_batch)
-""",
+        ("states_batch, _ =", "states_batch, blueprint_indices_batch ="),
+        (
+            "get_action(states_batch)",
+            "get_action(states_batch, blueprint_indices=blueprint_indices_batch)",
+        ),
     ),
-    Example(
-        before=_NET.format(new="")
-        + """\
-def step(net: FactoredRecurrentActorCritic, signals):
-    obs = batch_obs_to_features(signals)[0]
-    return net.get_action(obs)
-""",
-        after=_NET.format(new="blueprint_indices, ")
-        + """\
+    get_action_example(
+        """\
 def step(net: FactoredRecurrentActorCritic, signals):
     obs = batch_obs_to_features(signals)[0]
     return net.get_action(obs)

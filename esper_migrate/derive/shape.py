@@ -13,9 +13,8 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import Binding, FileContext, Scope
-from esper_migrate.derive import Derivation, Failure, Result, companion_name
+from esper_migrate.derive import Derivation, Failure, Result, companion_statement
 from esper_migrate.derive import derive as derive_expr
-from esper_migrate.records import EditKind
 from esper_migrate.rule import Example
 
 #: Tensor methods that reshape the leading dimensions and keep the values.
@@ -128,13 +127,13 @@ def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: in
             f"reshape `{result.text}` by hand to match `{name.id}` on the leading dimensions",
         )
     in_place = isinstance(receiver, ast.Name) and receiver.id == name.id
-    if in_place and result.text.isidentifier():
-        new = result.text
-    else:
-        new = companion_name(ctx, name.id)
-        if new in scope.bindings:
-            return Failure(f"cannot mirror the reshape of `{name.id}`: `{new}` is taken")
-    text = f"{new} = {ctx.splice(b.value, receiver, result.text)}"
-    how = f"the reshape of `{name.id}` (line {b.line}) mirrored on its companion"
-    edit = ctx.edit(EditKind.STATEMENT, b.stmt, text, f"mirror the reshape on `{new}`", how)
-    return Derivation(new, how, [*result.edits, edit], result.via_parameter_of)
+    return companion_statement(
+        ctx,
+        scope,
+        b,
+        ctx.splice(b.value, receiver, result.text),
+        f"the reshape of `{name.id}` (line {b.line}) mirrored on its companion",
+        "mirror the reshape",
+        name=result.text if in_place and result.text.isidentifier() else None,
+        base=result,
+    )

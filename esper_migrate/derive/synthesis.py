@@ -8,14 +8,11 @@ from __future__ import annotations
 import ast
 
 from esper_migrate.context import Binding, FileContext, Scope, own_nodes
-from esper_migrate.derive import Derivation, Failure, Result, companion_name
+from esper_migrate.derive import Derivation, Failure, Result, companion_statement
 from esper_migrate.index import callee_name
-from esper_migrate.records import EditKind
-from esper_migrate.rule import Example
+from esper_migrate.rule import Example, edited
 
-EXAMPLES = [
-    Example(
-        before="""\
+_TEST = """\
 import torch
 
 
@@ -29,23 +26,26 @@ def test_forward():
     state = torch.randn(2, 5, 50)
     out = net(state)
     assert out is not None
-""",
-        after="""\
-import torch
+    assert net(torch.zeros(7, 50)) is not None
+"""
 
-
-class FactoredRecurrentActorCritic:
-    def forward(self, state, blueprint_indices: torch.Tensor, hidden=None):
-        return state
-
-
-def test_forward():
-    net = FactoredRecurrentActorCritic(state_dim=50, num_slots=4)
-    state = torch.randn(2, 5, 50)
-    blueprint_indices = torch.randint(0, 13, (2, 5, 4))
-    out = net(state, blueprint_indices=blueprint_indices)
-    assert out is not None
-""",
+EXAMPLES = [
+    Example(
+        before=_TEST,
+        after=edited(
+            _TEST,
+            ("(self, state, hidden", "(self, state, blueprint_indices: torch.Tensor, hidden"),
+            (
+                "state = torch.randn(2, 5, 50)\n",
+                "state = torch.randn(2, 5, 50)\n"
+                "    blueprint_indices = torch.randint(0, 13, (2, 5, 4))\n",
+            ),
+            ("net(state)", "net(state, blueprint_indices=blueprint_indices)"),
+            (
+                "net(torch.zeros(7, 50))",
+                "net(torch.zeros(7, 50), blueprint_indices=torch.randint(0, 13, (7, 4)))",
+            ),
+        ),
     ),
 ]
 
@@ -90,13 +90,14 @@ def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: in
     shape = _shape(ctx, scope, call, name.id)
     if isinstance(shape, Failure):
         return shape
-    new = companion_name(ctx, name.id)
-    if new in scope.bindings:
-        return Failure(f"cannot synthesise `{new}`: the name is taken")
-    how = f"synthesised from the shape of `{name.id}` (line {b.line})"
-    text = f"{new} = {_random(ctx, shape)}"
-    edit = ctx.edit(EditKind.STATEMENT, b.stmt, text, f"test value for `{new}`", how)
-    return Derivation(new, how, [edit])
+    return companion_statement(
+        ctx,
+        scope,
+        b,
+        _random(ctx, shape),
+        f"synthesised from the shape of `{name.id}` (line {b.line})",
+        "synthesise a test value",
+    )
 
 
 def derive_literal(ctx: FileContext, scope: Scope, expr: ast.expr, depth: int) -> Result | None:

@@ -9,42 +9,28 @@ from esper_migrate.context import Binding, FileContext, Scope
 from esper_migrate.derive import Derivation, Failure, Result
 from esper_migrate.derive import derive as derive_expr
 from esper_migrate.index import callee_name
-from esper_migrate.rule import Example
-
-_NET = """\
-class FactoredRecurrentActorCritic:
-    def get_action(self, state, {new}hidden=None):
-        return state
-
-
-"""
+from esper_migrate.rule import get_action_example
 
 EXAMPLES = [
-    Example(
-        before=_NET.format(new="")
-        + """\
+    get_action_example(
+        """\
 def rollout(net: FactoredRecurrentActorCritic, normalizer, signals, h):
     states_batch, blueprint_indices_batch = batch_obs_to_features(signals)
     states_batch_normalized = normalizer.normalize(states_batch)
     return net.get_action(states_batch_normalized, h)
 """,
-        after=_NET.format(new="blueprint_indices, ")
-        + """\
-def rollout(net: FactoredRecurrentActorCritic, normalizer, signals, h):
-    states_batch, blueprint_indices_batch = batch_obs_to_features(signals)
-    states_batch_normalized = normalizer.normalize(states_batch)
-    return net.get_action(states_batch_normalized, blueprint_indices_batch, h)
-""",
+        ("(states_batch_normalized, h)", "(states_batch_normalized, blueprint_indices_batch, h)"),
     ),
-    Example(
-        before=_NET.format(new="")
-        + """\
-def rollout(net: FactoredRecurrentActorCritic, a, b):
-    states = combine(a, b)
-    return net.get_action(states)
+    get_action_example(
+        """\
+def probe(net: FactoredRecurrentActorCritic, normalizer, signals):
+    obs, bp = batch_obs_to_features(signals)
+    return net.get_action(normalizer(obs))
 """,
-        after=_NET.format(new="blueprint_indices, ")
-        + """\
+        ("get_action(normalizer(obs))", "get_action(normalizer(obs), blueprint_indices=bp)"),
+    ),
+    get_action_example(
+        """\
 def rollout(net: FactoredRecurrentActorCritic, a, b):
     states = combine(a, b)
     return net.get_action(states)

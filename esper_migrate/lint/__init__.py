@@ -9,7 +9,7 @@ never import torch.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -71,18 +71,6 @@ def classes_in(index: Index, path: str) -> list[ClassInfo]:
         return table
 
     return per_index(index, "classes_in", build).get(path, [])
-
-
-def walk_scope(node: ast.AST) -> Iterator[ast.AST]:
-    """Every node below ``node`` except those inside nested functions, classes and lambdas."""
-    stack: list[ast.AST] = list(ast.iter_child_nodes(node))
-    while stack:
-        child = stack.pop()
-        yield child
-        if not isinstance(
-            child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
-        ):
-            stack.extend(ast.iter_child_nodes(child))
 
 
 def self_attribute(node: ast.expr) -> str | None:

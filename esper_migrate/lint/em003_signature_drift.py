@@ -21,42 +21,32 @@ import ast
 from esper_migrate.index import ClassInfo, FunctionInfo, Index
 from esper_migrate.lint import CheckContext, classes_in, per_index
 from esper_migrate.records import Code, Finding, Tier
-from esper_migrate.rule import Example, Expected, Rule
+from esper_migrate.rule import Example, Expected, LintRule, edited
 
-_FLAGGED = [
-    """
-from typing import Protocol
-
+_CLASS = """\
 class PolicyBundle(Protocol):
     def get_action(self, features, blueprint_indices, hidden=None): ...
     def forward(self, features, blueprint_indices, hidden=None): ...
     def evaluate_actions(self, features, blueprint_indices, actions, hidden=None): ...
     def get_value(self, features, blueprint_indices, hidden=None): ...
 
-class LSTMPolicyBundle(PolicyBundle):
-    def get_action(self, features, blueprint_indices, hidden=None): ...
-    def forward(self, features, blueprint_indices, hidden=None): ...
-    def evaluate_actions(self, features, blueprint_indices, actions, hidden=None): ...
-    def get_value(self, features, blueprint_indices, hidden=None): ...
-
-class HeuristicPolicyBundle:
-    def get_action(self, features, blueprint_indices, hidden=None): ...
-    def forward(self, features, blueprint_indices, hidden=None): ...
-    def evaluate_actions(self, features, actions, blueprint_indices, hidden=None): ...
-    def get_value(self, features, blueprint_indices, hidden=None): ...
-""",
-]
-
-_NOT_FLAGGED = [
-    """
-from typing import Protocol
-
-class PolicyBundle(Protocol):
-    def get_action(self, features, blueprint_indices, hidden=None): ...
-    def forward(self, features, blueprint_indices, hidden=None): ...
-    def evaluate_actions(self, features, blueprint_indices, actions, hidden=None): ...
-    def get_value(self, features, blueprint_indices, hidden=None): ...
-
+"""
+_PROTOCOL = "\nfrom typing import Protocol\n\n" + _CLASS
+_FLAGGED = (
+    _PROTOCOL
+    + edited(
+        _CLASS,
+        ("class PolicyBundle(Protocol):", "class LSTMPolicyBundle(PolicyBundle):"),
+    )
+    + edited(
+        _CLASS,
+        ("class PolicyBundle(Protocol):", "class HeuristicPolicyBundle:"),
+        ("features, blueprint_indices, actions,", "features, actions, blueprint_indices,"),
+    )
+)
+_NOT_FLAGGED = (
+    _PROTOCOL
+    + """\
 class HeuristicPolicyBundle:
     def get_action(self, obs, blueprint_indices, hidden=None, temperature=1.0): ...
     def forward(self, obs, blueprint_indices, hidden=None): ...
@@ -66,8 +56,8 @@ class HeuristicPolicyBundle:
 class ScriptedPolicy:  # a look-alike: same names, not an implementer
     def get_action(self, obs, epoch=0): ...
     def evaluate_actions(self, actions): ...
-""",
-]
+"""
+)
 
 
 def _position(fn: FunctionInfo, name: str) -> int | None:
@@ -137,11 +127,10 @@ def _drift_table(index: Index, param: str, expected: int) -> _Drift:
     return table
 
 
-class SignatureDrift(Rule):
+class SignatureDrift(LintRule):
     CODE = Code.SIGNATURE_DRIFT
     NAME = "signature-drift"
     SUMMARY = "An implementer takes the new parameter somewhere its protocol does not."
-    PLANS = False
     DOC = """
 ## What it does
 For every target protocol and member, compares the protocol's definition with every
@@ -175,8 +164,8 @@ A definition that lacks the parameter is EM002, which apply fixes.
 Not applicable (no automatic fix).
 """
     EXAMPLES = (
-        Example(before=_FLAGGED[0], findings=(Expected(19, "EM003", reason="moving it"),)),
-        Example(before=_NOT_FLAGGED[0], findings=()),
+        Example(before=_FLAGGED, findings=(Expected(19, "EM003", reason="moving it"),)),
+        Example(before=_NOT_FLAGGED, findings=()),
     )
 
     def lint(self, ctx: CheckContext) -> list[Finding]:

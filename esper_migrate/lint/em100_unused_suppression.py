@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from esper_migrate.lint import CheckContext
 from esper_migrate.records import Code, Finding, Tier
-from esper_migrate.rule import Example, Expected, Rule
+from esper_migrate.rule import Example, Expected, LintRule
 from esper_migrate.suppress import directives
 
 _NET = """\
@@ -16,11 +16,10 @@ def act(net: FactoredRecurrentActorCritic, states):
 """
 
 
-class UnusedSuppression(Rule):
+class UnusedSuppression(LintRule):
     CODE = Code.UNUSED_SUPPRESSION
     NAME = "unused-suppression"
     SUMMARY = "A suppression comment silences no finding."
-    PLANS = False
     DOC = """
 ## What it does
 Finds `# esper-migrate: ignore[...]` comments (and bare `# esper-migrate: ignore`) whose

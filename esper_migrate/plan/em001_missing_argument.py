@@ -15,7 +15,7 @@ from esper_migrate.plan.calls import (
     dict_edits,
 )
 from esper_migrate.records import Code, Tier
-from esper_migrate.rule import Example, Expected, Rule
+from esper_migrate.rule import Example, Expected, Rule, get_action_example
 
 _NET = """\
 class FactoredRecurrentActorCritic:
@@ -31,9 +31,8 @@ class ScriptedPolicy:
 """
 
 EXAMPLES = (
-    Example(
-        before=_NET.format(new="")
-        + """\
+    get_action_example(
+        """\
 class LSTMPolicyBundle:
     def __init__(self, network: FactoredRecurrentActorCritic):
         self._network = network
@@ -47,53 +46,30 @@ class LSTMPolicyBundle:
             masks=masks,
         )
 """,
-        after=_NET.format(new="blueprint_indices, ")
-        + """\
-class LSTMPolicyBundle:
-    def __init__(self, network: FactoredRecurrentActorCritic):
-        self._network = network
-        self._scripted = ScriptedPolicy()
-
-    def get_action(self, features, blueprint_indices, hidden=None, masks=None):
-        self._scripted.get_action(features)
-        return self._network.get_action(
-            features,
-            blueprint_indices,
-            hidden,
-            masks=masks,
-        )
-""",
+        ("(self, features, hidden", "(self, features, blueprint_indices, hidden"),
+        ("            features,\n", "            features,\n            blueprint_indices,\n"),
+        net=_NET,
     ),
-    Example(
-        before=_NET.format(new="")
-        + """\
+    get_action_example(
+        """\
 def act(policy, signals):
     states, bp = batch_obs_to_features(signals)
     return policy.get_action(states, masks=None)
 """,
-        after=_NET.format(new="blueprint_indices, ")
-        + """\
-def act(policy, signals):
-    states, bp = batch_obs_to_features(signals)
-    return policy.get_action(states, blueprint_indices=bp, masks=None)
-""",
+        ("(states, masks=None)", "(states, blueprint_indices=bp, masks=None)"),
         findings=(
             Expected(2, "EM002", fix="insert parameter `blueprint_indices` after `features`"),
             Expected(13, "EM001", fix="pass `blueprint_indices=bp` right after `states`"),
         ),
+        net=_NET,
     ),
-    Example(
-        before=_NET.format(new="")
-        + """\
-def act(net: FactoredRecurrentActorCritic, states):
-    return net.get_action(states)
-""",
-        after=_NET.format(new="blueprint_indices, ")
-        + """\
+    get_action_example(
+        """\
 def act(net: FactoredRecurrentActorCritic, states):
     return net.get_action(states)
 """,
         unresolved="`states` is a parameter of `act`, which is not a target",
+        net=_NET,
     ),
     Example(
         # Look-alikes: an unrelated nn.Module's forward, and the old call kept on purpose

@@ -13,13 +13,11 @@ import ast
 import re
 
 from esper_migrate.context import FileContext
-from esper_migrate.index import FunctionInfo, _params
+from esper_migrate.index import method_info
 from esper_migrate.records import Code, Edit, EditKind, Tier
-from esper_migrate.rule import Example, Expected, Rule
+from esper_migrate.rule import Example, Expected, Rule, edited
 
-EXAMPLES = (
-    Example(
-        before='''\
+_PROTOCOL = '''\
 from typing import Protocol
 
 import torch
@@ -48,39 +46,27 @@ class HeuristicBundle:
 class Unrelated:
     def get_value(self, key):
         return key
-''',
-        after='''\
-from typing import Protocol
+'''
 
-import torch
-
-
-class PolicyBundle(Protocol):
-    def get_value(self, features: torch.Tensor, blueprint_indices: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        """Value of the state.
-
-        Args:
-            features: Observation features, [batch, obs_dim].
-            blueprint_indices: Blueprint index per slot (int64, [..., num_slots]); -1 marks an empty slot.
-            hidden: LSTM state.
-        """
-        ...
-
-
-class HeuristicBundle:
-    def get_value(
-        self,
-        obs: torch.Tensor,
-        blueprint_indices: torch.Tensor,
-        hidden: torch.Tensor,
-    ) -> torch.Tensor:
-        return obs.sum(-1)
-
-
-class Unrelated:
-    def get_value(self, key):
-        return key
-''',
+EXAMPLES = (
+    Example(
+        before=_PROTOCOL,
+        after=edited(
+            _PROTOCOL,
+            (
+                "features: torch.Tensor, hidden",
+                "features: torch.Tensor, blueprint_indices: torch.Tensor, hidden",
+            ),
+            (
+                "[batch, obs_dim].\n",
+                "[batch, obs_dim].\n            blueprint_indices: Blueprint index per slot "
+                "(int64, [..., num_slots]); -1 marks an empty slot.\n",
+            ),
+            (
+                "obs: torch.Tensor,\n",
+                "obs: torch.Tensor,\n        blueprint_indices: torch.Tensor,\n",
+            ),
+        ),
         findings=(
             Expected(
                 7,
@@ -209,19 +195,13 @@ def parameter_edits(
     cannot take the parameter; None when it has it already."""
     spec = ctx.spec
     new = spec.parameter.name
-    params = _params(fn, is_method=True)
+    info = method_info(fn)
+    params = info["params"]
     if any(p["name"] == new for p in params):
         return None
     where = f"`{cls}.{fn.name}`"
     message = f"{where} lacks `{new}`"
     if features is None:
-        info = FunctionInfo(
-            name=fn.name,
-            line=fn.lineno,
-            params=params,
-            returns_call=None,
-            returns_unpacked_call=None,
-        )
         features = ctx.features_param(info)
     if features is None:
         return (

@@ -14,7 +14,7 @@ import ast
 from esper_migrate.context import FileContext
 from esper_migrate.derive.chain import CHAIN_METHODS
 from esper_migrate.derive.lookup import _quote
-from esper_migrate.index import FunctionInfo, _params
+from esper_migrate.index import method_info
 from esper_migrate.plan.em002_missing_parameter import parameter_edits
 from esper_migrate.records import Code, Edit, EditKind, Tier
 from esper_migrate.rule import Example, Expected, Rule
@@ -197,15 +197,7 @@ def _class_edits(ctx: FileContext, cls: ast.ClassDef, storage: StorageSpec) -> l
         edits.extend(_allocations(ctx, cls.name, fn, storage, assigned))
     add = methods.get(storage.add_method)
     if add is not None:
-        params = _params(add, is_method=True)
-        info = FunctionInfo(
-            name=add.name,
-            line=add.lineno,
-            params=params,
-            returns_call=None,
-            returns_unpacked_call=None,
-        )
-        features = ctx.features_param(info, storage_add=True)
+        features = ctx.features_param(method_info(add), storage_add=True)
         planned = parameter_edits(ctx, cls.name, add, "storage", storage.class_name, features)
         if isinstance(planned, tuple):
             raise _CannotPlan(planned[1], planned[2])

@@ -13,7 +13,7 @@ from esper_migrate.context import FileContext
 from esper_migrate.derive import Derivation
 from esper_migrate.plan.calls import Verdict, add_call_unit, analyse
 from esper_migrate.records import Code, EditKind
-from esper_migrate.rule import Example, Expected, Rule
+from esper_migrate.rule import Example, Expected, Rule, edited
 
 _NET = """\
 class FactoredRecurrentActorCritic:
@@ -22,32 +22,17 @@ class FactoredRecurrentActorCritic:
 
 """
 
-EXAMPLES = (
-    Example(
-        before=_NET
-        + """\
+_ROLLOUT = (
+    _NET
+    + """\
 def rollout(net: FactoredRecurrentActorCritic, batch):
     states, _bp_indices = batch_obs_to_features(batch)
     return net.get_action(states)
-""",
-        after=_NET
-        + """\
-def rollout(net: FactoredRecurrentActorCritic, batch):
-    states, bp_indices = batch_obs_to_features(batch)
-    return net.get_action(states, blueprint_indices=bp_indices)
-""",
-        findings=(
-            Expected(
-                6,
-                "EM006",
-                fix="rename `_bp_indices` to `bp_indices` (line 6); "
-                "pass `blueprint_indices=bp_indices` right after `states`",
-            ),
-        ),
-    ),
-    Example(
-        before=_NET
-        + """\
+"""
+)
+_BOOTSTRAP = (
+    _NET
+    + """\
 def _features(env):
     return batch_obs_to_features([env])
 
@@ -55,25 +40,32 @@ def _features(env):
 def bootstrap(net: FactoredRecurrentActorCritic, env):
     obs, _ = _features(env)
     return net.get_action(obs, None)
-""",
-        after=_NET
-        + """\
-def _features(env):
-    return batch_obs_to_features([env])
+"""
+)
 
 
-def bootstrap(net: FactoredRecurrentActorCritic, env):
-    obs, blueprint_indices = _features(env)
-    return net.get_action(obs, blueprint_indices, None)
-""",
-        findings=(
-            Expected(
-                10,
-                "EM006",
-                fix="rename `_` to `blueprint_indices` (line 10); "
-                "pass `blueprint_indices` positionally right after `obs`",
-            ),
-        ),
+def _renamed(before: str, line: int, fix: str, *changes: tuple[str, str]) -> Example:
+    return Example(
+        before=before, after=edited(before, *changes), findings=(Expected(line, "EM006", fix),)
+    )
+
+
+EXAMPLES = (
+    _renamed(
+        _ROLLOUT,
+        6,
+        "rename `_bp_indices` to `bp_indices` (line 6); "
+        "pass `blueprint_indices=bp_indices` right after `states`",
+        ("states, _bp_indices", "states, bp_indices"),
+        ("(states)", "(states, blueprint_indices=bp_indices)"),
+    ),
+    _renamed(
+        _BOOTSTRAP,
+        10,
+        "rename `_` to `blueprint_indices` (line 10); "
+        "pass `blueprint_indices` positionally right after `obs`",
+        ("obs, _ =", "obs, blueprint_indices ="),
+        ("(obs, None)", "(obs, blueprint_indices, None)"),
     ),
     Example(
         # The features never reach a target: dropping the companion loses nothing.
