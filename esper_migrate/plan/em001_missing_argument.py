@@ -15,7 +15,7 @@ from esper_migrate.plan.calls import (
     dict_edits,
 )
 from esper_migrate.records import Code, Tier
-from esper_migrate.rule import Example, Expected, Rule, get_action_example
+from esper_migrate.rule import Example, Expected, Rule, edited, get_action_example
 
 _NET = """\
 class FactoredRecurrentActorCritic:
@@ -28,6 +28,24 @@ class ScriptedPolicy:
         return obs
 
 
+"""
+
+_BUFFER_TEST = """\
+import torch
+
+
+class TamiyoRolloutBuffer:
+    def __init__(self, n, num_slots):
+        self.states = torch.zeros(n, 50)
+        self.blueprint_indices = torch.full((n, num_slots), -1, dtype=torch.long)
+
+    def add(self, env_id, state, blueprint_indices):
+        self.states[env_id] = state
+        self.blueprint_indices[env_id] = blueprint_indices
+
+
+def test_add():
+    TamiyoRolloutBuffer(n=2, num_slots=4).add(env_id=0, state=torch.randn(50))
 """
 
 EXAMPLES = (
@@ -70,6 +88,26 @@ def act(net: FactoredRecurrentActorCritic, states):
 """,
         unresolved="`states` is a parameter of `act`, which is not a target",
         net=_NET,
+    ),
+    Example(
+        # Features built in place in a test: the companion is built in place too, its last
+        # dimension the `num_slots=` of the visible storage constructor.
+        before=_BUFFER_TEST,
+        after=edited(
+            _BUFFER_TEST,
+            (
+                "state=torch.randn(50))",
+                "state=torch.randn(50), blueprint_indices=torch.randint(0, 13, (4,)))",
+            ),
+        ),
+        findings=(
+            Expected(
+                15,
+                "EM001",
+                fix="pass `blueprint_indices=torch.randint(0, 13, (4,))` right after "
+                "`torch.randn(50)`",
+            ),
+        ),
     ),
     Example(
         # Look-alikes: an unrelated nn.Module's forward, and the old call kept on purpose

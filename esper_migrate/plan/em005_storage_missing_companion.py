@@ -17,8 +17,46 @@ from esper_migrate.derive.lookup import _quote
 from esper_migrate.index import method_info
 from esper_migrate.plan.em002_missing_parameter import parameter_edits
 from esper_migrate.records import Code, Edit, EditKind, Tier
-from esper_migrate.rule import Example, Expected, Rule
+from esper_migrate.rule import Example, Expected, Rule, edited
 from esper_migrate.spec import StorageSpec
+
+_ALLOCATE = "        self.states = torch.zeros(self.num_envs, self.max_steps, self.state_dim)\n"
+_ALLOCATE_COMPANION = (
+    "        self.blueprint_indices = torch.full((self.num_envs, self.max_steps, self.num_slots), "
+    "-1, dtype=torch.long)\n"
+)
+_DATACLASS = f"""\
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class TamiyoRolloutBuffer:
+    num_envs: int
+    max_steps: int
+    state_dim: int
+    num_slots: int = 3
+    states: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+{_ALLOCATE}
+    def reset(self):
+{_ALLOCATE}
+    def add(self, env_id, t, state):
+        self.states[env_id, t] = state
+"""
+_NUMPY = """\
+import numpy as np
+
+
+class TamiyoRolloutBuffer:
+    def __init__(self, num_envs, max_steps, state_dim, num_slots):
+        self.states = np.zeros((num_envs, max_steps, state_dim), dtype=np.float32)
+
+    def add(self, env_id, t, state):
+        self.states[env_id, t] = state.detach().cpu().numpy()
+"""
 
 EXAMPLES = (
     Example(
@@ -86,6 +124,73 @@ class TamiyoRolloutBuffer:
         self.states = torch.zeros(num_envs, state_dim)
 """,
         unresolved="number of slots",
+    ),
+    Example(
+        # A dataclass: the declaration, and every allocation (__post_init__ and reset).
+        before=_DATACLASS,
+        after=edited(
+            _DATACLASS,
+            (
+                "    states: torch.Tensor = field(init=False)\n",
+                "    states: torch.Tensor = field(init=False)\n"
+                "    blueprint_indices: torch.Tensor = field(init=False)\n",
+            ),
+            (
+                "    def __post_init__(self):\n" + _ALLOCATE,
+                "    def __post_init__(self):\n" + _ALLOCATE + _ALLOCATE_COMPANION,
+            ),
+            (
+                "    def reset(self):\n" + _ALLOCATE,
+                "    def reset(self):\n" + _ALLOCATE + _ALLOCATE_COMPANION,
+            ),
+            (
+                "(self, env_id, t, state)",
+                "(self, env_id, t, state, blueprint_indices: torch.Tensor)",
+            ),
+            (
+                "        self.states[env_id, t] = state\n",
+                "        self.states[env_id, t] = state\n"
+                "        self.blueprint_indices[env_id, t] = blueprint_indices\n",
+            ),
+        ),
+    ),
+    Example(
+        # numpy-backed: numpy's own fill call and dtype, the store's conversions copied.
+        before=_NUMPY,
+        after=edited(
+            _NUMPY,
+            (
+                "dtype=np.float32)\n",
+                "dtype=np.float32)\n"
+                "        self.blueprint_indices = np.full((num_envs, max_steps, num_slots), -1, dtype=np.int64)\n",
+            ),
+            ("(self, env_id, t, state)", "(self, env_id, t, state, blueprint_indices)"),
+            (
+                "        self.states[env_id, t] = state.detach().cpu().numpy()\n",
+                "        self.states[env_id, t] = state.detach().cpu().numpy()\n"
+                "        self.blueprint_indices[env_id, t] = blueprint_indices.detach().cpu().numpy()\n",
+            ),
+        ),
+        findings=(
+            Expected(
+                4,
+                "EM005",
+                fix="insert `self.blueprint_indices = np.full((num_envs, max_steps, num_slots), -1, "
+                "dtype=np.int64)` after line 6; insert parameter `blueprint_indices` after `state`; "
+                "insert `self.blueprint_indices[env_id, t] = blueprint_indices.detach().cpu().numpy()` "
+                "after line 9",
+            ),
+        ),
+    ),
+    Example(
+        # All or nothing: the re-allocation in reset() cannot be planned (no number of slots
+        # there), so neither is the rest; the class is reported.
+        before=_NUMPY.replace(
+            "    def add(",
+            "    def reset(self, n):\n        self.states = np.zeros((n, 5))\n\n    def add(",
+        ),
+        unresolved="allocated in `reset` but the number of slots is not visible",
+        findings=(Expected(4, "EM005", reason="allocated in `reset`"),),
     ),
 )
 
