@@ -48,6 +48,19 @@ class Unrelated:
         return key
 '''
 
+_STALE_PROTOCOL = """\
+from typing import Protocol
+
+
+class PolicyBundle(Protocol):
+    def get_action(self, states, masks, hidden=None): ...
+
+
+def act(policy: PolicyBundle, signals, masks):
+    states, bp = batch_obs_to_features(signals)
+    return policy.get_action(states, bp, masks)
+"""
+
 EXAMPLES = (
     Example(
         before=_PROTOCOL,
@@ -86,6 +99,15 @@ class FactoredRecurrentActorCritic:
         return args
 """,
         unresolved="no features parameter",
+    ),
+    Example(
+        # The call passes the companion positionally already (it binds the migrated signature
+        # by data flow): the finding is the protocol's, never the correct call's.
+        before=_STALE_PROTOCOL,
+        after=edited(
+            _STALE_PROTOCOL, ("(self, states, masks", "(self, states, blueprint_indices, masks")
+        ),
+        findings=(Expected(5, "EM002", fix="insert parameter `blueprint_indices` after `states`"),),
     ),
 )
 
