@@ -11,8 +11,9 @@ A call is matched to the old and the migrated signature by binding its arguments
 does. Binding only the old one: the argument is missing. Only the new one: migrated, left alone.
 Both (a positional argument reaches the new slot): data flow decides. The argument there derives
 from the companion (a producer, a dict key, the enclosing target's parameter, any spelling such
-as ``bp.to(device)``): migrated. It lines up with the old parameter it would bind (``masks`` in
-the slot where ``masks`` was): a slide. Anything else is reported, never guessed.
+as ``bp.to(device)``, an int64 test tensor): migrated. The arguments line up with the old
+parameters (``masks`` where ``masks`` was, ``hidden`` where ``hidden`` was) more than with the
+new ones, or a literal sits in the new slot: a slide. Anything else is reported, never guessed.
 """
 
 from __future__ import annotations

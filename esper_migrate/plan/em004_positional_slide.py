@@ -69,9 +69,10 @@ class PositionalSlide(Rule):
     SUMMARY = "A positional call fits the old signature, so an argument slides into the new slot."
     DOC = """
 ## What it does
-Finds positional calls to a target method that bind both the old and the migrated signature:
-the argument after the features lands in the new parameter, and it is visibly the value of the
-old parameter there (spelled like it, or a literal).
+Finds positional calls to a target method that bind both the old and the migrated signature,
+where the argument in the new slot is not the companion and the arguments line up with the old
+parameters (more of them are spelled like the parameter they bind under the old signature than
+under the new one), or the slot holds a literal.
 
 ## Why is this bad?
 Nothing fails: `masks` silently becomes `blueprint_indices`, every later argument shifts by
@@ -89,9 +90,9 @@ policy.evaluate_actions(states, blueprint_indices, actions, masks, hidden)
 
 ## Fix
 The companion of the features is inserted positionally right after them. An argument in the
-new slot that derives from the companion (`bp`, `bp.to(device)`, `data["blueprint_indices"]`)
-means the call is migrated already; one that neither derives from it nor lines up with the old
-parameter is reported, never guessed.
+new slot that derives from the companion (`bp`, `bp.to(device)`, `data["blueprint_indices"]`,
+an int64 test tensor) means the call is migrated already; a call whose arguments line up with
+neither signature is reported, never guessed.
 
 ## Fix safety
 Safe: the value is derived by data flow from the call's own features argument.
