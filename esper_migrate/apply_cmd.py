@@ -45,7 +45,7 @@ def summary_text(
         where = paint(f"{display_path(u.path)}:{u.line}:{u.col + 1}:", "bold", color)
         lines.append(
             f"{where} {paint('unresolved', 'yellow', color)} {u.code.value} ({u.tier.value}): "
-            f"{u.reason}; suggested edit: {u.suggestion}"
+            f"{u.message}: {u.reason}; suggested edit: {u.suggestion}"
         )
     for path, err in sorted(result.errors.items()):
         lines.append(

@@ -2,9 +2,9 @@
 
 The run, in order: configuration, discovery, hashing, then either the cache's answer for an
 unchanged tree (nothing parsed) or the engine: per-file index summaries (cached by content),
-one repository index, per-file findings (the engine's EM001/EM002 and the check rules'
-EM003-EM006, cached by content and index fingerprint), suppression comments, the baseline,
-and the report. Exit codes: 0 clean, 1 failing findings, 2 usage or internal error.
+one repository index, per-file findings (the engine's planned units and the lint rules'
+findings, cached by content and index fingerprint), suppression comments, the baseline, and
+the report. Exit codes: 0 clean, 1 failing findings, 2 usage or internal error.
 
 The engine (and pydantic, for the spec) is imported on the cold path only: a warm check pays for
 the interpreter, typer, discovery and hashing the files. A cold run spreads the parsing and
@@ -190,7 +190,11 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     spec_path = options.spec or config.spec
     spec_bytes = _spec_bytes(spec_path)
 
-    targets = _discover(roots, config)
+    # A file named explicitly is checked only if it is Python (ruff's rule too).
+    targets = [t for t in _discover(roots, config) if t.suffix in (".py", ".pyi")]
+    if not targets:
+        shown = " ".join(str(p) for p in roots)
+        raise UsageError(f"nothing to check: no Python file under {shown}")
     sources = _read_sources(targets, config.root, cwd)
     if strictly_inside(roots, config.root):
         # The rest of the project feeds the index (never reported), as for apply: checking
@@ -386,16 +390,14 @@ def _summary_job(i: int) -> FileSummary:
     from esper_migrate.index import FileSummary, summarize_tree
 
     source: _Source = _SHARED["todo"][i]
+    empty = FileSummary(path=source.key, version=0, classes=[], functions={}, error=None)
     try:
         text, tree = _parse(source)
     except PARSE_ERRORS as exc:
-        return FileSummary(
-            path=source.key,
-            version=0,
-            classes=[],
-            functions={},
-            error=f"does not parse: {type(exc).__name__}: {exc}",
-        )
+        empty["error"] = f"does not parse: {type(exc).__name__}: {exc}"
+        return empty
+    if source.key in _SHARED["syntax_only"]:
+        return empty  # names nothing of the spec: parsed only to know that it parses
     if _SHARED["in_process"]:  # keep the tree for the findings stage (a worker's is lost)
         _SHARED.setdefault("trees", {})[source.key] = (text, tree)
     return summarize_tree(source.key, tree)
@@ -403,7 +405,7 @@ def _summary_job(i: int) -> FileSummary:
 
 def _findings_job(i: int) -> list[Finding]:
     from esper_migrate.engine import decode
-    from esper_migrate.rules_check import classes_in
+    from esper_migrate.lint import classes_in
 
     source: _Source = _SHARED["todo"][i]
     index: Index = _SHARED["index"]
@@ -431,10 +433,13 @@ def _analyze(
 
     prefilter = prefilter_bytes(spec)
     candidates = [s for s in sources if prefilter.search(s.data)]
+    # A checked file that names nothing of the spec is still parsed once (then cached): one
+    # that does not parse fails the run whatever it names.
+    syntax_only = {s.key for s in sources if not s.context} - {s.key for s in candidates}
 
     summaries: dict[str, FileSummary] = {}
     todo: list[_Source] = []
-    for source in candidates:
+    for source in [*candidates, *(s for s in sources if s.key in syntax_only)]:
         cached = cache.summary(source.key, source.digest)
         if cached is None:
             todo.append(source)
@@ -442,13 +447,14 @@ def _analyze(
             summaries[source.key] = cached  # type: ignore[assignment]
     _SHARED.clear()
     _SHARED["todo"] = todo
+    _SHARED["syntax_only"] = syntax_only
     for source, summary in zip(todo, _map(_summary_job, len(todo), jobs), strict=True):
         cache.store_summary(source.key, source.digest, summary)
         summaries[source.key] = summary
     cache.prune_summaries(set(summaries))
     checked = {s.key for s in sources if not s.context}
     errors = {k: str(s["error"]) for k, s in summaries.items() if s["error"] and k in checked}
-    ordered = {key: summaries[key] for key in sorted(summaries)}
+    ordered = {key: summaries[key] for key in sorted(summaries) if key not in syntax_only}
     fingerprint = content_hash(json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode())
     index = Index.build(ordered.values(), spec)
 
@@ -477,24 +483,14 @@ def _analyze(
 def file_findings(
     path: str, text: str, tree: ast.Module, index: Index, spec: MigrationSpec
 ) -> list[Finding]:
-    """EM001-EM006 for one parsed file, suppression comments applied (pure: no I/O)."""
-    from esper_migrate.engine import plan_findings, plan_tree
-    from esper_migrate.rules_check import CheckContext, run_rules
+    """Every finding of one parsed file: the plan's units (suppressed ones dropped by the
+    engine) and the lint rules', suppression comments applied (pure: no I/O)."""
+    from esper_migrate.engine import plan_tree
+    from esper_migrate.lint import CheckContext, run_rules
     from esper_migrate.suppress import filter_suppressed
 
     plan = plan_tree(path, text, tree, index, spec)
-    engine = plan_findings(plan, spec)
-    ctx = CheckContext(path, text, tree, spec, index, tuple(engine), plan)
-    return filter_suppressed(_dedupe([*engine, *run_rules(ctx)]), text)
-
-
-def _dedupe(findings: list[Finding]) -> list[Finding]:
-    """One finding per (line, code): the engine's come first and carry apply's exact edit."""
-    seen: set[tuple[int, str]] = set()
-    out: list[Finding] = []
-    for f in findings:
-        key = (f.line, str(f.code))
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out
+    planned = plan.findings()
+    silenced = [u.finding() for u in plan.suppressed]
+    ctx = CheckContext(path, text, tree, spec, index, plan, (*planned, *silenced))
+    return [*planned, *filter_suppressed(run_rules(ctx), text)]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import typer
 
 from esper_migrate import __version__
-from esper_migrate.console import CONTEXT_SETTINGS, run
+from esper_migrate.console import CONTEXT_SETTINGS, error, run
 
 PROG = "esper-migrate"
 
@@ -48,6 +48,19 @@ app.command(name="apply")(_apply)
 from esper_migrate.check import check_command as _check  # noqa: E402
 
 app.command(name="check")(_check)
+
+
+@app.command(name="rule")
+def _rule(code: str = typer.Argument(..., help="A finding code, e.g. EM004.")) -> None:
+    """Print a rule's documentation (what it does, why, example, fix, fix safety)."""
+    from esper_migrate.rule import all_rules
+
+    for rule in all_rules():
+        if code.upper() == rule.CODE:
+            typer.echo(rule.doc(), nl=False)
+            return
+    known = ", ".join(str(r.CODE) for r in all_rules())
+    raise typer.Exit(error(PROG, f"unknown code {code!r} (known: {known})"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,10 @@
 """The engine both commands share: discover -> index -> plan (and, for ``apply``, rewrite).
 
-``check`` uses :func:`plan_tree` and :func:`plan_findings` on its own parsed trees (with its
-cache) and adds its rules; :func:`analyze` is the plain EM001/EM002 entry point.
+Planning a file runs every planning rule (``esper_migrate.plan``) over it: the result is a list
+of units, one per root cause, each with its edits or the reason it has none. ``apply`` writes
+the edits and reports the unresolved units; ``check`` reports every unit as a finding (its fix
+text rendered from its edits) plus the lint rules' findings. Suppression comments drop a unit
+for both commands.
 """
 
 from __future__ import annotations
@@ -21,27 +24,8 @@ from pathlib import Path
 from esper_migrate.context import FileContext
 from esper_migrate.discover import discover
 from esper_migrate.index import FileSummary, Index, summarize_tree
-from esper_migrate.records import PARSE_ERRORS, Code, Edit, EditKind, Finding, Tier, Unresolved
+from esper_migrate.records import PARSE_ERRORS, Edit, EditKind, Finding, Unit
 from esper_migrate.spec import MigrationSpec, load_spec
-
-
-@dataclass(frozen=True)
-class CallInfo:
-    """A call that reaches a target method (plain data, for ``check``'s own rules)."""
-
-    path: str
-    line: int
-    #: 1-based column.
-    col: int
-    cls: str | None
-    method: str
-    tier: Tier
-    n_positional: int
-    keywords: tuple[str, ...]
-    #: Whether the call passes the new argument already (by keyword or in its slot).
-    has_argument: bool
-    #: The definition's parameter names (without self), as indexed.
-    params: tuple[str, ...]
 
 
 @dataclass
@@ -49,14 +33,26 @@ class FilePlan:
     """What the engine would do to one file."""
 
     path: str
-    edits: list[Edit] = field(default_factory=list)
-    unresolved: list[Unresolved] = field(default_factory=list)
-    calls: list[CallInfo] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
+    #: Units a suppression comment dropped (neither applied nor reported; kept so that the
+    #: unused-suppression rule knows the comment did something).
+    suppressed: list[Unit] = field(default_factory=list)
     #: Set when the file cannot be read or parsed (then nothing is planned).
     error: str | None = None
     #: Disjoint (first, last) line ranges of the statements that carry edits: the rewriter
     #: parses only these with libcst.
     regions: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def edits(self) -> list[Edit]:
+        return [e for u in self.units for e in u.edits]
+
+    @property
+    def unresolved(self) -> list[Unit]:
+        return [u for u in self.units if not u.resolved]
+
+    def findings(self) -> list[Finding]:
+        return [u.finding() for u in self.units]
 
 
 def _children(stmt: ast.stmt) -> list[ast.stmt]:
@@ -143,33 +139,22 @@ def plan_tree(
     path: str, text: str, tree: ast.Module, index: Index, spec: MigrationSpec
 ) -> FilePlan:
     """Plan one parsed file against the repository index (pure: no I/O)."""
-    from esper_migrate.rules import call_arguments, dict_entries, parameters, storage
+    from esper_migrate.plan import fold_pass_on
+    from esper_migrate.rule import planning_rules
+    from esper_migrate.suppress import is_suppressed, suppressions
 
     if not index.relevance.search(text):
         return FilePlan(path)
     ctx = FileContext(path, text.encode("utf-8"), tree, index, spec)
-    parameters.run(ctx)
-    storage.run(ctx)
-    dict_entries.run(ctx)
-    sites = call_arguments.run(ctx)
-    calls = [
-        CallInfo(
-            path=path,
-            line=s.node.lineno,
-            col=ctx.char_col(s.node.lineno, s.node.col_offset) + 1,
-            cls=s.cls,
-            method=s.method,
-            tier=s.tier,
-            n_positional=len(s.node.args),
-            keywords=tuple(k.arg for k in s.node.keywords if k.arg is not None),
-            has_argument=call_arguments.has_argument(ctx, s, scope),
-            params=tuple(p["name"] for p in s.definition["params"]),
-        )
-        for s, scope in sites
-    ]
-    return FilePlan(
-        path, ctx.edits, ctx.unresolved, calls, regions=edit_regions(tree, text, ctx.edits)
-    )
+    for rule in planning_rules():
+        rule.plan(ctx)
+    fold_pass_on(ctx)
+    table = suppressions(text)
+    kept = [u for u in ctx.units if not is_suppressed(u.finding(), table)]
+    dropped = [u for u in ctx.units if is_suppressed(u.finding(), table)]
+    kept.sort(key=lambda u: (u.line, u.col, u.code))
+    edits = [e for u in kept for e in u.edits]
+    return FilePlan(path, kept, dropped, regions=edit_regions(tree, text, edits))
 
 
 class Session:
@@ -195,6 +180,11 @@ class Session:
         self.files.append(path)
         self.sources[path] = source
         if not self._prefilter.search(source):
+            # Names nothing of the spec, but one that does not parse is still reported.
+            try:
+                ast.parse(decode(source), filename=path)
+            except PARSE_ERRORS as exc:
+                self.errors[path] = f"does not parse: {type(exc).__name__}: {exc}"
             return
         if summary is not None:
             self.summaries[path] = summary
@@ -286,53 +276,18 @@ def load_session(
     return session
 
 
-def finding_from_edit(edit: Edit, spec: MigrationSpec) -> Finding:
-    new = spec.parameter.name
-    if edit.kind is EditKind.ARGUMENT:
-        value = edit.text if edit.positional else f"{new}={edit.text}"
-        fix = f"pass `{value}` after the features argument ({edit.derivation})"
-        message = edit.reason
-    elif edit.kind is EditKind.PARAMETER:
-        annotated = f"{new}: {edit.extra}" if edit.extra else new
-        fix = f"insert parameter `{annotated}` after `{edit.after}`"
-        message = edit.reason
-    elif edit.kind is EditKind.RENAME:
-        fix = f"rename to `{edit.text}` and pass it on"
-        message = edit.reason
-    else:
-        fix = f"{edit.kind.value}: `{edit.text}`"
-        message = edit.reason
-    return Finding(edit.path, edit.line, edit.col + 1, edit.code, message, edit.tier, fix=fix)
-
-
-#: Edit kinds that are findings in their own right (the rest support them).
-FINDING_KINDS = frozenset({EditKind.PARAMETER, EditKind.ARGUMENT})
-
-
-def plan_findings(plan: FilePlan, spec: MigrationSpec) -> list[Finding]:
-    """EM001 (missing argument) and EM002 (missing parameter) findings of one plan."""
-    out = [finding_from_edit(e, spec) for e in plan.edits if e.kind in FINDING_KINDS]
-    out.extend(
-        u.to_finding(u.reason)
-        for u in plan.unresolved
-        if u.code in (Code.MISSING_ARGUMENT, Code.MISSING_PARAMETER)
-    )
-    out.sort(key=lambda f: (f.path, f.line, f.col, f.code))
-    return out
-
-
 def analyze(
     paths: Sequence[str | Path],
     spec: MigrationSpec | None = None,
     excludes: Iterable[str] = (),
 ) -> list[Finding]:
-    """EM001/EM002 findings for the files under ``paths``: what ``apply`` would fix (``fix``)
-    or why it cannot (``unfixable_reason``)."""
+    """The planned units of the files under ``paths`` as findings: what ``apply`` would fix
+    (``fix``) or why it cannot (``unfixable_reason``)."""
     spec = spec or load_spec()
     session = load_session(paths, spec, excludes)
     out: list[Finding] = []
     for plan in session.plans():
-        out.extend(plan_findings(plan, spec))
+        out.extend(plan.findings())
     return out
 
 
@@ -364,7 +319,7 @@ class ApplyResult:
         return [r for r in self.results if r.changed]
 
     @property
-    def unresolved(self) -> list[Unresolved]:
+    def unresolved(self) -> list[Unit]:
         return [u for r in self.results for u in r.plan.unresolved]
 
     def sites_by_kind(self) -> Counter[str]:
@@ -436,13 +391,13 @@ def unified_diff(result: FileResult) -> str:
 
 def migrate_sources(
     sources: dict[str, bytes], spec: MigrationSpec
-) -> tuple[dict[str, bytes], list[Unresolved], dict[str, str]]:
+) -> tuple[dict[str, bytes], list[Unit], dict[str, str]]:
     """In-memory apply over a set of files: (new sources, unresolved sites, errors)."""
     session = Session(spec)
     for path, source in sources.items():
         session.add_file(path, source)
     out = dict(sources)
-    unresolved: list[Unresolved] = []
+    unresolved: list[Unit] = []
     errors = dict(session.errors)
     for plan in session.plans():
         unresolved.extend(plan.unresolved)

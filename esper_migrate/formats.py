@@ -35,44 +35,12 @@ class RuleDoc:
     explanation: str
 
 
-#: One entry per stable code: the name and help text shown in SARIF and `--statistics`.
-RULES: dict[Code, RuleDoc] = {
-    Code.MISSING_ARGUMENT: RuleDoc(
-        "missing-argument",
-        "A call to a migrated method does not pass the new argument.",
-        "The callee gains a required parameter; this call raises TypeError at runtime "
-        "(or, for a keyword-only style call, silently omits the value).",
-    ),
-    Code.MISSING_PARAMETER: RuleDoc(
-        "missing-parameter",
-        "A target definition or protocol member lacks the new parameter.",
-        "Callers pass the new argument; this definition cannot accept it.",
-    ),
-    Code.SIGNATURE_DRIFT: RuleDoc(
-        "signature-drift",
-        "An implementer's signature disagrees with its protocol or its sibling implementers.",
-        "Code typed against the protocol calls every implementer the same way; an implementer "
-        "whose parameters differ breaks when it is swapped in.",
-    ),
-    Code.POSITIONAL_SLIDE: RuleDoc(
-        "positional-slide",
-        "A positional call matches the old arity, so an argument slides into the new slot.",
-        "The call does not fail: the argument after the features (e.g. the masks) silently "
-        "lands in the new parameter and every later argument shifts by one.",
-    ),
-    Code.STORAGE_MISSING_COMPANION: RuleDoc(
-        "storage-missing-companion",
-        "A storage class keeps the features without their companion value.",
-        "The field, its allocation, the add() parameter, its store and the batched key must "
-        "travel together; a missing one loses the value between rollout and update.",
-    ),
-    Code.COMPANION_UNUSED: RuleDoc(
-        "companion-unused",
-        "A producer's companion value is unpacked and never used.",
-        "The producer returns the value next to the features; dropping it (for example into "
-        "`_bp_indices`) means the network never sees it.",
-    ),
-}
+def rule_docs() -> dict[Code, RuleDoc]:
+    """Name and help text per code, from the rules themselves (imported on first use: a text
+    report never pays for them)."""
+    from esper_migrate.rule import all_rules
+
+    return {r.CODE: RuleDoc(r.NAME, r.SUMMARY, r.doc()) for r in all_rules()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,14 +155,14 @@ def unified_diff(path: str, before: str, after: str, *, color: bool = False) -> 
     return "".join(out)
 
 
-def _as_dict(item: Reported) -> dict[str, object]:
+def _as_dict(item: Reported, docs: dict[Code, RuleDoc]) -> dict[str, object]:
     f = item.finding
     return {
         "path": f.path,
         "line": f.line,
         "col": f.col,
         "code": str(f.code),
-        "name": RULES[f.code].name,
+        "name": docs[f.code].name,
         "message": f.message,
         "tier": str(f.tier),
         "fails": item.fails,
@@ -204,11 +172,12 @@ def _as_dict(item: Reported) -> dict[str, object]:
 
 
 def render_json(items: Sequence[Reported]) -> str:
-    return json.dumps([_as_dict(item) for item in items], indent=2) + "\n"
+    return json.dumps([_as_dict(item, rule_docs()) for item in items], indent=2) + "\n"
 
 
 def render_statistics(items: Sequence[Reported], *, as_json: bool = False) -> str:
     """Counts per code (most frequent first), like ``ruff --statistics``."""
+    docs = rule_docs()
     counts = Counter(item.finding.code for item in items)
     failing = Counter(item.finding.code for item in items if item.fails)
     ordered = sorted(counts, key=lambda code: (-counts[code], code))
@@ -216,7 +185,7 @@ def render_statistics(items: Sequence[Reported], *, as_json: bool = False) -> st
         rows = [
             {
                 "code": str(code),
-                "name": RULES[code].name,
+                "name": docs[code].name,
                 "count": counts[code],
                 "failing": failing[code],
             }
@@ -224,7 +193,7 @@ def render_statistics(items: Sequence[Reported], *, as_json: bool = False) -> st
         ]
         return json.dumps(rows, indent=2) + "\n"
     lines = [
-        f"{counts[code]:>5}  {code}  {RULES[code].name:<26}  ({failing[code]} failing)"
+        f"{counts[code]:>5}  {code}  {docs[code].name:<26}  ({failing[code]} failing)"
         for code in ordered
     ]
     lines.append(f"{sum(counts.values()):>5}  total")
@@ -242,10 +211,11 @@ def _gh_property(text: str) -> str:
 def render_github(items: Sequence[Reported]) -> str:
     """GitHub Actions workflow commands: one annotation per finding on the changed file."""
     lines = []
+    docs = rule_docs()
     for item in items:
         f = item.finding
         level = "error" if item.fails else "warning"
-        title = _gh_property(f"{f.code} {RULES[f.code].name} [{f.tier}]")
+        title = _gh_property(f"{f.code} {docs[f.code].name} [{f.tier}]")
         props = f"file={_gh_property(f.path)},line={f.line},col={f.col},title={title}"
         message = _gh_data(f"{f.message}\n{_edit_text(f)}")
         lines.append(f"::{level} {props}::{message}")
@@ -254,14 +224,15 @@ def render_github(items: Sequence[Reported]) -> str:
 
 def sarif_document(items: Sequence[Reported]) -> dict[str, object]:
     """A SARIF 2.1.0 log with one run, the full rule metadata and one result per finding."""
+    docs = rule_docs()
     codes = list(Code)
     rules = [
         {
             "id": str(code),
-            "name": RULES[code].name,
-            "shortDescription": {"text": RULES[code].summary},
-            "fullDescription": {"text": RULES[code].explanation},
-            "help": {"text": f"{RULES[code].summary} {RULES[code].explanation}"},
+            "name": docs[code].name,
+            "shortDescription": {"text": docs[code].summary},
+            "fullDescription": {"text": docs[code].explanation},
+            "help": {"text": f"{docs[code].summary} {docs[code].explanation}"},
             "helpUri": f"{INFORMATION_URI}-{str(code).lower()}",
             "defaultConfiguration": {"level": "error"},
         }

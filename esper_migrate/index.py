@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TypedDict
@@ -181,6 +181,11 @@ def _function_info(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) 
     )
 
 
+def method_info(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> FunctionInfo:
+    """A method's signature as the index records it (without ``self``)."""
+    return _function_info(fn, is_method=True)
+
+
 def _class_info(cls: ast.ClassDef, path: str) -> ClassInfo:
     bases = [b for b in (type_name(base) for base in cls.bases) if b is not None]
     methods: dict[str, FunctionInfo] = {}
@@ -277,6 +282,8 @@ class Index:
     target_types: dict[str, set[str]] = field(default_factory=dict)
     #: Function name -> producer spec (the producers themselves and their local wrappers).
     producers: dict[str, ProducerSpec] = field(default_factory=dict)
+    #: Repository-wide results the rules compute once per index (see ``lint.per_index``).
+    memo: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def build(cls, summaries: Iterable[FileSummary], spec: MigrationSpec) -> Index:
@@ -311,18 +318,21 @@ class Index:
 
     def method(self, cls_name: str, method: str) -> FunctionInfo | None:
         """The definition of ``method`` seen from ``cls_name`` (inherited ones included)."""
-        for anc in self.ancestors(cls_name):
-            for info in self.classes.get(anc, []):
-                if method in info["methods"]:
-                    return info["methods"][method]
+        for info in self._lineage(cls_name):
+            if method in info["methods"]:
+                return info["methods"][method]
         return None
 
     def attr_type(self, cls_name: str, attr: str) -> str | None:
-        for anc in self.ancestors(cls_name):
-            for info in self.classes.get(anc, []):
-                if attr in info["attrs"]:
-                    return info["attrs"][attr]
+        for info in self._lineage(cls_name):
+            if attr in info["attrs"]:
+                return info["attrs"][attr]
         return None
+
+    def _lineage(self, cls_name: str) -> Iterator[ClassInfo]:
+        """The indexed definitions of the class and of its ancestors, nearest first."""
+        for anc in self.ancestors(cls_name):
+            yield from self.classes.get(anc, [])
 
     def is_known_class(self, name: str) -> bool:
         return name in self.classes

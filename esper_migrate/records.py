@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 #: What reading and parsing a source file can raise: the file is reported as not parsing.
@@ -26,6 +27,7 @@ class Code(StrEnum):
     POSITIONAL_SLIDE = "EM004"
     STORAGE_MISSING_COMPANION = "EM005"
     COMPANION_UNUSED = "EM006"
+    UNUSED_SUPPRESSION = "EM100"
 
 
 class Tier(StrEnum):
@@ -97,18 +99,46 @@ class Edit:
     text: str
     after: str | int | None = None
     positional: bool = False
-    #: Key text for DICT_ENTRY; annotation for PARAMETER (text holds the name).
+    #: Key text for DICT_ENTRY; annotation for PARAMETER (text holds the name); the keyword
+    #: for ARGUMENT.
     extra: str | None = None
+    #: ARGUMENT: the source text of the argument the value follows (for the fix text).
+    follows: str | None = None
 
     def describe(self) -> str:
-        return f"{self.kind.value}: {self.reason}; {self.derivation}"
+        """The edit as one imperative phrase (the fix text of its unit is made of these)."""
+        kind = self.kind
+        if kind is EditKind.ARGUMENT:
+            if self.positional:
+                return f"pass `{self.text}` positionally right after `{self.follows}`"
+            return f"pass `{self.extra}={self.text}` right after `{self.follows}`"
+        if kind is EditKind.PARAMETER:
+            spelled = f"{self.text}: {self.extra}" if self.extra else self.text
+            return f"insert parameter `{spelled}` after `{self.after}`"
+        if kind is EditKind.DOCSTRING:
+            return "document it in the docstring's `Args:`"
+        if kind is EditKind.RENAME:
+            return f"rename `{self.after}` to `{self.text}` (line {self.line})"
+        if kind is EditKind.DICT_ENTRY:
+            return (
+                f"add `{self.extra}: {self.text}` after the {self.after} entry (line {self.line})"
+            )
+        return f"insert `{self.text}` after line {self.anchor[2]}"
+
+
+def render_fix(edits: Sequence[Edit]) -> str:
+    """The fix text of a unit: its edits, in file order, each as one phrase."""
+    ordered = sorted(edits, key=lambda e: (e.anchor[0], e.anchor[1], e.kind.value))
+    return "; ".join(dict.fromkeys(e.describe() for e in ordered))
 
 
 @dataclass(frozen=True, slots=True)
-class Unresolved:
-    """A site the engine cannot change without guessing: left as it is and reported.
+class Unit:
+    """One root cause: one finding, and the edits that fix it (all of them land, or none).
 
-    ``col`` is 0-based like :class:`Edit`'s; findings (1-based) add one.
+    A unit without edits is unresolved: ``apply`` leaves every site of it alone and reports
+    ``reason`` with ``suggestion``; ``check`` reports it as an unfixable finding. ``col`` is
+    0-based like :class:`Edit`'s; findings (1-based) add one.
     """
 
     path: str
@@ -116,17 +146,33 @@ class Unresolved:
     col: int
     code: Code
     tier: Tier
-    reason: str
-    suggestion: str
+    message: str
+    edits: tuple[Edit, ...] = ()
+    reason: str | None = None
+    suggestion: str | None = None
 
-    def to_finding(self, message: str) -> Finding:
+    @property
+    def resolved(self) -> bool:
+        return bool(self.edits)
+
+    @property
+    def fix(self) -> str | None:
+        return render_fix(self.edits) if self.edits else None
+
+    def finding(self) -> Finding:
         return Finding(
             path=self.path,
             line=self.line,
             col=self.col + 1,
             code=self.code,
-            message=message,
+            message=self.message,
             tier=self.tier,
-            fix=None,
-            unfixable_reason=f"{self.reason}; suggested edit: {self.suggestion}",
+            fix=self.fix,
+            unfixable_reason=None
+            if self.edits
+            else f"{self.reason}; suggested edit: {self.suggestion}",
         )
+
+    def unresolved(self, reason: str, suggestion: str) -> Unit:
+        """This unit with its edits withdrawn (a part of it cannot be planned)."""
+        return replace(self, edits=(), reason=reason, suggestion=suggestion)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from esper_migrate.records import Finding
 
@@ -19,13 +20,23 @@ _DIRECTIVE = re.compile(r"#\s*esper-migrate:\s*ignore\b(?:\[(?P<codes>[^\]]*)\])
 Suppression = frozenset[str] | None
 
 
-def suppressions(source: str) -> dict[int, Suppression]:
-    """Map 1-based line number -> what is suppressed there, for a file's text."""
+@dataclass(frozen=True)
+class Directive:
+    """One suppression comment: where it is, what it silences, and the lines it covers."""
+
+    line: int
+    #: 0-based column of the ``#``.
+    col: int
+    codes: Suppression
+    lines: tuple[int, ...]
+
+
+def directives(source: str) -> list[Directive]:
+    """The suppression comments of a file's text."""
     if "esper-migrate:" not in source:  # almost every file: no scan at all
-        return {}
-    result: dict[int, Suppression] = {}
-    lines = source.splitlines()
-    for number, text in enumerate(lines, start=1):
+        return []
+    found: list[Directive] = []
+    for number, text in enumerate(source.splitlines(), start=1):
         if "esper-migrate:" not in text:
             continue
         match = _DIRECTIVE.search(text)
@@ -35,9 +46,19 @@ def suppressions(source: str) -> dict[int, Suppression]:
         codes: Suppression = None
         if raw is not None:
             codes = frozenset(c.strip().upper() for c in raw.split(",") if c.strip())
-        _merge(result, number, codes)
-        if text[: match.start()].strip() == "":  # a comment-only line covers the next line
-            _merge(result, number + 1, codes)
+        # A comment-only line covers the next line.
+        alone = text[: match.start()].strip() == ""
+        lines = (number, number + 1) if alone else (number,)
+        found.append(Directive(number, match.start(), codes, lines))
+    return found
+
+
+def suppressions(source: str) -> dict[int, Suppression]:
+    """Map 1-based line number -> what is suppressed there, for a file's text."""
+    result: dict[int, Suppression] = {}
+    for directive in directives(source):
+        for line in directive.lines:
+            _merge(result, line, directive.codes)
     return result
 
 

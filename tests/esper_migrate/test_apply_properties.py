@@ -1,14 +1,19 @@
 """Hypothesis: random valid Python never crashes the engine, the output always parses, a file
-without any spec name is never changed, and a second run changes nothing."""
+without any spec name is never changed, a second run changes nothing, every planned edit is one
+finding with the same fix, and check on the migrated program reports what apply left."""
 
 from __future__ import annotations
 
 import ast
+from collections import Counter
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from esper_migrate.engine import migrate_sources
+from esper_migrate.check import file_findings
+from esper_migrate.engine import Session, migrate_sources
+from esper_migrate.records import Finding
+from esper_migrate.rule import all_rules
 from esper_migrate.spec import load_spec
 
 SPEC = load_spec()
@@ -179,3 +184,53 @@ def test_files_without_a_spec_name_are_never_changed(source: str) -> None:
     out, unresolved, errors = migrate_sources({"m.py": source.encode()}, SPEC)
     assert out == {"m.py": source.encode()}
     assert unresolved == [] and errors == {}
+
+
+#: Codes apply plans (lint-only codes report what apply cannot express).
+PLANNED = {str(r.CODE) for r in all_rules() if r.PLANS}
+
+
+def _session(files: dict[str, bytes]) -> Session:
+    session = Session(SPEC)
+    for path, source in files.items():
+        session.add_file(path, source)
+    return session
+
+
+def _check_findings(session: Session, path: str) -> list[Finding]:
+    assert session.plan(path).error is None
+    return file_findings(path, session.texts[path], session.trees[path], session.index, SPEC)
+
+
+@FAST
+@given(st.lists(WITH_TARGETS, min_size=1, max_size=3))
+def test_every_planned_edit_is_exactly_one_finding_with_the_same_fix(sources: list[str]) -> None:
+    """One truth: check's fixable findings are apply's planned units (one per root cause, its
+    fix text rendered from its edits), and every edit belongs to exactly one of them."""
+    session = _session({f"m{i}.py": s.encode() for i, s in enumerate(sources)})
+    for path in session.candidates:
+        plan = session.plan(path)
+        resolved = [u for u in plan.units if u.resolved]
+        planned = Counter((u.line, u.col + 1, str(u.code), u.fix) for u in resolved)
+        fixed = Counter(
+            (f.line, f.col, str(f.code), f.fix) for f in _check_findings(session, path) if f.fix
+        )
+        assert planned == fixed
+        edits = [(e.kind, e.anchor, e.text) for u in plan.units for e in u.edits]
+        assert len(edits) == len(set(edits)), "an edit planned by two units"
+
+
+@FAST
+@given(st.lists(WITH_TARGETS, min_size=1, max_size=3))
+def test_check_on_the_migrated_program_reports_exactly_what_apply_left(sources: list[str]) -> None:
+    files = {f"m{i}.py": s.encode() for i, s in enumerate(sources)}
+    out, unresolved, errors = migrate_sources(files, SPEC)
+    assert not errors
+    session = _session(out)
+    left = Counter(
+        (f.path, str(f.code), f.message)
+        for path in session.candidates
+        for f in _check_findings(session, path)
+        if str(f.code) in PLANNED
+    )
+    assert left == Counter((u.path, str(u.code), u.message) for u in unresolved)

@@ -29,7 +29,8 @@ class FactoredRecurrentActorCritic:
         return features
 """
 
-# EM006 (the companion dropped) at 5:13, EM001 (the call lacks it) at 6:12.
+# EM006 (the companion dropped on the way to a call that needs it: one root cause, one
+# finding) at 5:13, EM001 (a call that lacks the argument) at 10:12.
 ROLLOUT = """\
 from pkg.features import batch_obs_to_features
 from pkg.net import FactoredRecurrentActorCritic
@@ -37,6 +38,10 @@ from pkg.net import FactoredRecurrentActorCritic
 def collect(net: FactoredRecurrentActorCritic, batch):
     states, _bp_indices = batch_obs_to_features(batch)
     return net.get_action(states)
+
+def replay(net: FactoredRecurrentActorCritic, batch):
+    obs, bp = batch_obs_to_features(batch)
+    return net.get_action(obs)
 """
 
 CLEAN = """\
@@ -46,6 +51,10 @@ from pkg.net import FactoredRecurrentActorCritic
 def collect(net: FactoredRecurrentActorCritic, batch):
     states, bp_indices = batch_obs_to_features(batch)
     return net.get_action(states, bp_indices)
+
+def replay(net: FactoredRecurrentActorCritic, batch):
+    obs, bp = batch_obs_to_features(batch)
+    return net.get_action(obs, bp)
 """
 
 
@@ -77,11 +86,15 @@ def test_text_report_and_exit_1_on_findings(project: Path) -> None:
     code, out, _ = _run("pkg")
     assert code == 1
     lines = out.splitlines()
-    assert lines[0].startswith("pkg/rollout.py:5:13: EM006 companion `_bp_indices`")
+    assert lines[0].startswith("pkg/rollout.py:5:13: EM006 the companion `_bp_indices`")
     assert lines[0].endswith("[resolved]")
-    assert lines[1].strip() == "fix: rename `_bp_indices` to `bp_indices` and pass it with `states`"
-    assert lines[2].startswith("pkg/rollout.py:6:12: EM001 call to ")
-    assert lines[3].strip().startswith("fix: pass `blueprint_indices=bp_indices`")
+    assert lines[1].strip() == (
+        "fix: rename `_bp_indices` to `bp_indices` (line 5); rename `_bp_indices` to "
+        "`bp_indices` (line 6)"
+    ) or lines[1].strip().startswith("fix: rename `_bp_indices` to `bp_indices` (line 5)")
+    assert "pass `blueprint_indices=bp_indices` right after `states`" in lines[1]
+    assert lines[2].startswith("pkg/rollout.py:10:12: EM001 call to ")
+    assert lines[3].strip() == "fix: pass `blueprint_indices=bp` right after `obs`"
     assert lines[-1] == "Found 2 findings (2 failing)."
 
 
@@ -99,7 +112,7 @@ def test_machine_formats(project: Path, fmt: str) -> None:
         rows = json.loads(out)
         assert [(r["path"], r["line"], r["col"], r["code"]) for r in rows] == [
             ("pkg/rollout.py", 5, 13, "EM006"),
-            ("pkg/rollout.py", 6, 12, "EM001"),
+            ("pkg/rollout.py", 10, 12, "EM001"),
         ]
     elif fmt == "github":
         assert out.startswith("::error file=pkg/rollout.py,line=5,col=13,title=EM006")
@@ -168,13 +181,19 @@ def test_suppression_comment(project: Path) -> None:
     source = ROLLOUT.replace(
         "batch_obs_to_features(batch)\n",
         "batch_obs_to_features(batch)  # esper-migrate: ignore[EM006]\n",
-    ).replace("    return net", "    # esper-migrate: ignore\n    return net")
+        1,
+    ).replace(
+        "    return net.get_action(obs)",
+        "    # esper-migrate: ignore\n    return net.get_action(obs)",
+    )
     (project / "pkg" / "rollout.py").write_text(source)
     assert _run()[0] == 0
     wrong_code = source.replace("ignore[EM006]", "ignore[EM001]")
     (project / "pkg" / "rollout.py").write_text(wrong_code)
     code, out, _ = _run()
-    assert code == 1 and "EM006" in out and "EM001" not in out
+    assert code == 1 and "EM006" in out
+    # The comment that silences nothing is reported itself (ruff's RUF100).
+    assert "EM100 suppression of EM001 is unused" in out
 
 
 def test_baseline_accepts_todays_findings_and_fails_on_new_ones(project: Path) -> None:
@@ -192,8 +211,9 @@ def test_baseline_accepts_todays_findings_and_fails_on_new_ones(project: Path) -
     )
     code, out, _ = _run("--baseline", "baseline.json")
     assert code == 1
+    # One root cause, one finding: the dropped `_c`, whose fix renames it and passes it.
     assert out.count("EM006") == 1 and "`_c`" in out
-    assert out.count("EM001") == 1 and "blueprint_indices=c" in out
+    assert out.count("EM001") == 0 and "blueprint_indices=c" in out
 
 
 def test_warm_run_parses_nothing_and_a_change_reparses_one_file(
@@ -279,6 +299,29 @@ def test_a_checked_file_that_does_not_parse_fails_the_run(project: Path) -> None
     assert "error: pkg/broken.py: does not parse" in err
 
 
+def test_a_file_that_names_nothing_and_does_not_parse_fails_the_run(project: Path) -> None:
+    """Whatever it names: a syntax error in a file without one spec name is still an error,
+    on a cold run and on a warm one."""
+    (project / "pkg" / "util.py").write_text("def helper(:\n")
+    for _ in range(2):
+        code, _, err = _run()
+        assert code == 1
+        assert "error: pkg/util.py: does not parse" in err
+
+
+@pytest.mark.parametrize("what", ["empty", "text"])
+def test_nothing_to_check_is_a_usage_error(project: Path, what: str) -> None:
+    if what == "empty":
+        (project / "empty").mkdir()
+        target = "empty"
+    else:
+        (project / "README.md").write_text("# not Python\n")
+        target = "README.md"
+    code, out, err = _run(target)
+    assert code == 2 and out == ""
+    assert f"error: nothing to check: no Python file under {target}" in err
+
+
 def test_file_beyond_the_parsers_limits_is_skipped_with_a_warning(project: Path) -> None:
     # A generated 30000-term expression: RecursionError inside ast.parse, as in CPython.
     huge = "get_action = " + "+".join(["1"] * 30000) + "\n"
@@ -330,9 +373,8 @@ def test_a_custom_spec_threads_another_parameter(project: Path) -> None:
     rows = json.loads(out)
     assert code == 1
     assert [(r["path"], r["line"], r["code"]) for r in rows] == [
-        ("pkg/actor.py", 11, "EM006"),  # `mask` unpacked and never used
-        ("pkg/actor.py", 12, "EM001"),
+        ("pkg/actor.py", 12, "EM001"),  # `mask` unpacked: the fix passes it
     ]
-    assert "op_mask=mask" in rows[1]["fix"]
+    assert "op_mask=mask" in rows[0]["fix"]
     # The same tree under the built-in spec: nothing about op_mask.
     assert "op_mask" not in _run("--format", "json")[1]

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import re
-from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from esper_migrate.check import CheckOptions, run_check
 from esper_migrate.engine import run_apply
 from esper_migrate.formats import OutputFormat
-from esper_migrate.rules_check import rule_modules
 from esper_migrate.spec import load_spec
 
 HERE = Path(__file__).parent
@@ -103,42 +99,14 @@ def test_before_reports_only_what_apply_fixes_or_explains(monkeypatch: pytest.Mo
     code, rows = _check_json(PHASE4 / "before", monkeypatch)
     assert code == 1
     assert all(r["fix"] or r["unfixable_reason"] for r in rows)
-    # Each EM001/EM002 with a fix is one argument/parameter edit apply makes, and vice versa.
-    applied = run_apply([PHASE4 / "before"], load_spec()).sites_by_kind()
-    fixed = Counter(r["code"] for r in rows if r["fix"])
-    assert (fixed["EM001"], fixed["EM002"]) == (applied["argument"], applied["parameter"]) != (0, 0)
-
-
-# -- every check rule's own examples ------------------------------------------------------------
-
-_FLAG = re.compile(r"#\s*flagged\s*$")
-
-
-def _examples() -> list[tuple[str, ModuleType, str, bool]]:
-    cases = []
-    for module in rule_modules():
-        name = module.__name__.rsplit(".", 1)[-1]
-        for i, source in enumerate(module.FLAGGED):
-            cases.append((f"{name}-flagged-{i}", module, source, True))
-        for i, source in enumerate(module.NOT_FLAGGED):
-            cases.append((f"{name}-not-flagged-{i}", module, source, False))
-    return cases
-
-
-@pytest.mark.parametrize(
-    ("module", "source", "flagged"),
-    [pytest.param(m, s, f, id=i) for i, m, s, f in _examples()],
-)
-def test_rule_examples(
-    module: ModuleType,
-    source: str,
-    flagged: bool,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    (tmp_path / "example.py").write_text(source)
-    _, rows = _check_json(tmp_path, monkeypatch)
-    lines = {int(r["line"]) for r in rows if r["code"] == str(module.CODE)}  # type: ignore[call-overload]
-    expected = {i for i, text in enumerate(source.splitlines(), 1) if _FLAG.search(text)}
-    assert flagged == bool(expected), "flagged examples mark their lines with `# flagged`"
-    assert lines == expected
+    # One finding per planned unit with the unit's fix text, and every edit apply makes belongs
+    # to exactly one of them.
+    applied = run_apply([PHASE4 / "before"], load_spec())
+    units = [u for r in applied.results for u in r.plan.units if u.resolved]
+    planned = sorted(
+        (Path(u.path).relative_to(PHASE4 / "before").as_posix(), u.line, str(u.code), u.fix)
+        for u in units
+    )
+    fixed = sorted((r["path"], r["line"], r["code"], r["fix"]) for r in rows if r["fix"])
+    assert fixed == planned != []
+    assert sum(len(u.edits) for u in units) == sum(applied.sites_by_kind().values())

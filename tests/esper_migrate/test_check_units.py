@@ -11,11 +11,11 @@ from esper_migrate.baseline import BaselineError, new_findings, write_baseline
 from esper_migrate.cache import CheckCache
 from esper_migrate.config import ConfigError, find_pyproject, load_config
 from esper_migrate.formats import (
-    RULES,
     OutputFormat,
     Reported,
     render,
     render_github,
+    rule_docs,
     sarif_document,
 )
 from esper_migrate.records import Code, Finding, Tier
@@ -170,7 +170,7 @@ def test_sarif_has_the_2_1_0_structure_and_rule_metadata() -> None:
     region = first["locations"][0]["physicalLocation"]["region"]
     assert region == {"startLine": 3, "startColumn": 5}
     assert first["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/a.py"
-    assert set(RULES) == set(Code)
+    assert set(rule_docs()) == set(Code)
 
 
 # -- suppression -------------------------------------------------------------------------------

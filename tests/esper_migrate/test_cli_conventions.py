@@ -32,7 +32,7 @@ class FactoredRecurrentActorCritic:
         return features
 """
 
-# apply passes the companion on (and renames `_bp_indices`); check reports EM006 and EM001.
+# apply passes the companion on (and renames `_bp_indices`); check reports one root cause: EM006.
 # No newline at the end: the diff must still apply.
 ROLLOUT = """\
 from pkg.features import batch_obs_to_features
@@ -214,7 +214,8 @@ def test_summaries_count_in_the_singular_for_one(
         capsys, "check", "--no-cache", "--baseline", str(baseline), "--write-baseline"
     )
     assert code == 0
-    assert "wrote 2 findings" in err
+    # one dropped companion is one finding (one root cause), in the singular
+    assert "wrote 1 finding to " in err
 
 
 # -- --diff and git apply ----------------------------------------------------------------------
@@ -306,7 +307,7 @@ def test_check_quiet_leaves_out_the_count_line(
     _, loud, _ = _migrate(capsys, "check", "--no-cache")
     code, quiet, err = _migrate(capsys, "check", "--no-cache", "-q")
     assert code == 1
-    assert loud.splitlines()[-1] == "Found 2 findings (2 failing)."
+    assert loud.splitlines()[-1] == "Found 1 finding (1 failing)."
     assert quiet == "".join(line + "\n" for line in loud.splitlines()[:-1])
     assert err == ""
 
@@ -324,7 +325,7 @@ def test_verbose_says_what_was_used(project: Path, capsys: pytest.CaptureFixture
     assert code == 1
     assert f"esper-migrate: config {project / 'pyproject.toml'}" in err
     assert "esper-migrate: 4 files checked, 0 other files indexed; cache cold" in err
-    assert out.splitlines()[-1] == "Found 2 findings (2 failing)."
+    assert out.splitlines()[-1] == "Found 1 finding (1 failing)."
     _, _, err = _migrate(capsys, "check", "-v")
     assert "cache warm" in err
     code, _, err = _migrate(capsys, "apply", "-v")

@@ -22,7 +22,10 @@ BEFORE = PHASE4 / "before"
 AFTER = PHASE4 / "after"
 PARTIAL = PHASE4 / "partial"
 UNRESOLVED = AFTER / "UNRESOLVED.txt"
-ALL_CODES = {"EM001", "EM002", "EM003", "EM004", "EM005", "EM006"}
+# Every code a hand migration plants. EM003 (a parameter present in the wrong place) and EM100
+# (an unused suppression) are not in the original hand migration: their rules' examples cover
+# them; an implementer that lacks the parameter is EM002 only (one root cause, one finding).
+ALL_CODES = {"EM001", "EM002", "EM004", "EM005", "EM006"}
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", ".esper_migrate_cache"}
 _UNRESOLVED_RE = re.compile(r"^(?P<path>[^:\s]+\.py):(?P<line>\d+): (?P<reason>.+)$")
 

@@ -1,0 +1,298 @@
+"""EM002 missing-parameter: a target definition lacks the new parameter.
+
+It gains the parameter right after the features parameter, and the docstring's ``Args:``
+section its line right after the features entry; the calls inside it that pass the features on
+join the same unit (the engine folds them in). Targets: the spec's classes and protocols, their
+subclasses, and every class with a method of the same name and a compatible signature
+(structural implementers a hand migration forgets). Storage ``add()`` methods are EM005's.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from esper_migrate.context import FileContext
+from esper_migrate.index import method_info
+from esper_migrate.records import Code, Edit, EditKind, Tier
+from esper_migrate.rule import Example, Expected, Rule, edited
+
+_PROTOCOL = '''\
+from typing import Protocol
+
+import torch
+
+
+class PolicyBundle(Protocol):
+    def get_value(self, features: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Value of the state.
+
+        Args:
+            features: Observation features, [batch, obs_dim].
+            hidden: LSTM state.
+        """
+        ...
+
+
+class HeuristicBundle:
+    def get_value(
+        self,
+        obs: torch.Tensor,
+        hidden: torch.Tensor,
+    ) -> torch.Tensor:
+        return obs.sum(-1)
+
+
+class Unrelated:
+    def get_value(self, key):
+        return key
+'''
+
+_STALE_PROTOCOL = """\
+from typing import Protocol
+
+
+class PolicyBundle(Protocol):
+    def get_action(self, states, masks, hidden=None): ...
+
+
+def act(policy: PolicyBundle, signals, masks):
+    states, bp = batch_obs_to_features(signals)
+    return policy.get_action(states, bp, masks)
+"""
+
+EXAMPLES = (
+    Example(
+        before=_PROTOCOL,
+        after=edited(
+            _PROTOCOL,
+            (
+                "features: torch.Tensor, hidden",
+                "features: torch.Tensor, blueprint_indices: torch.Tensor, hidden",
+            ),
+            (
+                "[batch, obs_dim].\n",
+                "[batch, obs_dim].\n            blueprint_indices: Blueprint index per slot "
+                "(int64, [..., num_slots]); -1 marks an empty slot.\n",
+            ),
+            (
+                "obs: torch.Tensor,\n",
+                "obs: torch.Tensor,\n        blueprint_indices: torch.Tensor,\n",
+            ),
+        ),
+        findings=(
+            Expected(
+                7,
+                "EM002",
+                fix="insert parameter `blueprint_indices: torch.Tensor` after `features`; "
+                "document it in the docstring's `Args:`",
+            ),
+            Expected(
+                18, "EM002", fix="insert parameter `blueprint_indices: torch.Tensor` after `obs`"
+            ),
+        ),
+    ),
+    Example(
+        before="""\
+class FactoredRecurrentActorCritic:
+    def forward(self, *args, **kwargs):
+        return args
+""",
+        unresolved="no features parameter",
+    ),
+    Example(
+        # The call passes the companion positionally already (it binds the migrated signature
+        # by data flow): the finding is the protocol's, never the correct call's.
+        before=_STALE_PROTOCOL,
+        after=edited(
+            _STALE_PROTOCOL, ("(self, states, masks", "(self, states, blueprint_indices, masks")
+        ),
+        findings=(Expected(5, "EM002", fix="insert parameter `blueprint_indices` after `states`"),),
+    ),
+)
+
+_ENTRY = re.compile(r"^(?P<indent>[ \t]*)(?P<name>\*{0,2}[A-Za-z_][A-Za-z0-9_]*)\s*(\(.*\))?\s*:")
+
+
+def updated_docstring(literal: str, features: str, new: str, doc: str) -> str | None:
+    """The docstring literal with ``new``'s entry after ``features``' in ``Args:``; None if no
+    such section or entry (or the entry is there already)."""
+    lines = literal.split("\n")
+    args_at = next((i for i, ln in enumerate(lines) if ln.strip() in ("Args:", "Arguments:")), None)
+    if args_at is None:
+        return None
+    section_indent = len(lines[args_at]) - len(lines[args_at].lstrip())
+    entry_at: int | None = None
+    entry_indent = ""
+    for i in range(args_at + 1, len(lines)):
+        line = lines[i]
+        if line.strip() and len(line) - len(line.lstrip()) <= section_indent:
+            break
+        m = _ENTRY.match(line)
+        if m and m.group("name") == new:
+            return None
+        if m and m.group("name") == features and entry_at is None:
+            entry_at, entry_indent = i, m.group("indent")
+    if entry_at is None:
+        return None
+    end = entry_at + 1
+    while end < len(lines):
+        line = lines[end]
+        if not line.strip() or len(line) - len(line.lstrip()) <= len(entry_indent):
+            break
+        end += 1
+    lines.insert(end, f"{entry_indent}{new}: {doc}")
+    return "\n".join(lines)
+
+
+class MissingParameter(Rule):
+    CODE = Code.MISSING_PARAMETER
+    NAME = "missing-parameter"
+    SUMMARY = "A target definition or protocol member lacks the new parameter."
+    DOC = """
+## What it does
+Finds the definitions that must take the new parameter: the spec's target methods, those of
+subclasses and of structural implementers of a target protocol, that lack it.
+
+## Why is this bad?
+Callers pass the new argument; this definition cannot accept it (`TypeError`), or, for a
+protocol member, type checkers and readers are told the old signature.
+
+## Example
+```python
+class HeuristicBundle:
+    def get_value(self, obs, hidden=None): ...
+```
+
+Use instead:
+```python
+class HeuristicBundle:
+    def get_value(self, obs, blueprint_indices: torch.Tensor, hidden=None): ...
+```
+
+## Fix
+The parameter goes right after the features parameter (annotated where the annotation's module
+is imported), its `Args:` entry right after the features entry, and every call inside the
+method that passes the features on gets the parameter, all as one unit: if one of those calls
+cannot be planned, nothing of the unit is, and the definition is reported with the reason.
+
+## Fix safety
+Safe for positional callers that `apply` migrates in the same run; code outside the tree that
+calls the method must be migrated too.
+"""
+    EXAMPLES = EXAMPLES
+
+    def plan(self, ctx: FileContext) -> None:
+        for cls in ctx.class_defs:
+            storage = ctx.index.storage(cls.name)
+            for fn in cls.body:
+                if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                target = ctx.index.is_target(cls.name, fn.name)
+                if target is None or (storage is not None and fn.name == storage.add_method):
+                    continue
+                edits = parameter_edits(ctx, cls.name, fn, target.how, target.origin)
+                if edits is None:
+                    continue
+                defs: dict[int, int] = ctx.shared.setdefault("def_units", {})  # type: ignore[assignment]
+                defs[id(fn)] = len(ctx.units)
+                if isinstance(edits, tuple):
+                    message, reason, suggestion = edits
+                    ctx.units.append(
+                        ctx.unit(fn, self.CODE, Tier.RESOLVED, message, (), reason, suggestion)
+                    )
+                else:
+                    ctx.units.append(ctx.unit(fn, self.CODE, Tier.RESOLVED, edits[0].reason, edits))
+
+
+def parameter_edits(
+    ctx: FileContext,
+    cls: str,
+    fn: ast.FunctionDef | ast.AsyncFunctionDef,
+    how: str,
+    origin: str,
+    features: str | None = None,
+) -> list[Edit] | tuple[str, str, str] | None:
+    """The parameter (and docstring) edits for ``fn``; (message, reason, suggestion) when it
+    cannot take the parameter; None when it has it already."""
+    spec = ctx.spec
+    new = spec.parameter.name
+    info = method_info(fn)
+    params = info["params"]
+    if any(p["name"] == new for p in params):
+        return None
+    where = f"`{cls}.{fn.name}`"
+    message = f"{where} lacks `{new}`"
+    if features is None:
+        features = ctx.features_param(info)
+    if features is None:
+        return (
+            message,
+            "it has no features parameter to place it after",
+            f"add `{new}` to the signature by hand",
+        )
+    names = [p["name"] for p in params]
+    before = params[: names.index(features) + 1]
+    if spec.parameter.default is None and any(
+        p["has_default"] and p["kind"] in ("pos", "posonly") for p in before
+    ):
+        return (
+            message,
+            f"`{features}` has a default, a required `{new}` cannot follow",
+            f"add `{new}` with a default after `{features}`",
+        )
+    annotation = spec.parameter.annotation
+    if annotation is not None:
+        # Annotate only where the annotation's module is imported (else a NameError).
+        root = annotation.split(".")[0].split("[")[0]
+        bound = ctx.module_scope.bindings.get(root, [])
+        if not any(b.kind in ("import", "other", "assign") for b in bound):
+            annotation = None
+    why = {
+        "spec": "named in the spec",
+        "subclass": f"subclass of `{origin}`",
+        "structural": f"implements `{origin}.{fn.name}` (same signature)",
+        "storage": "storage `add` keeps the features",
+    }[how]
+    edits = [
+        ctx.edit(
+            EditKind.PARAMETER,
+            fn,
+            new,
+            f"{message} ({why})",
+            f"after the features parameter `{features}`",
+            code=Code.MISSING_PARAMETER,
+            after=features,
+            extra=annotation,
+        )
+    ]
+    doc = _docstring_edit(ctx, fn, features, where)
+    if doc is not None:
+        edits.append(doc)
+    return edits
+
+
+def _docstring_edit(
+    ctx: FileContext, fn: ast.FunctionDef | ast.AsyncFunctionDef, features: str, where: str
+) -> Edit | None:
+    doc = ctx.spec.parameter.docstring
+    if doc is None or not fn.body:
+        return None
+    first = fn.body[0]
+    if not (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        return None
+    updated = updated_docstring(ctx.text(first.value), features, ctx.spec.parameter.name, doc)
+    if updated is None:
+        return None
+    return ctx.edit(
+        EditKind.DOCSTRING,
+        first.value,
+        updated,
+        f"docstring of {where} documents `{features}`",
+        "entry added after the features entry",
+        code=Code.MISSING_PARAMETER,
+    )
