@@ -26,10 +26,15 @@ ablation final return, absolute (in return units).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import math
+import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,12 +42,16 @@ import torch
 
 from esper_ref.config import TrainConfig
 from esper_ref.env import SlotLifecycleVecEnv, target_return
+from esper_ref.stats import mean_ci
 from esper_ref.train import Trainer, run_episodes
+
+RESULTS_DIR = Path(__file__).parent / "_results"
 
 
 @dataclass
 class Run:
     name: str
+    seed: int = 0
     steps_to_target: int | None = None
     wall_to_target: float | None = None
     total_steps: int = 0
@@ -71,7 +80,7 @@ class Tracker:
 
 
 def run_esper(name: str, cfg: TrainConfig, target: float, window: int, eval_eps: int) -> Run:
-    run = Run(name)
+    run = Run(name, cfg.seed)
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
     tracker = Tracker(run, target, window, t0)
@@ -114,7 +123,7 @@ def run_maskable_ppo(
 
     from esper_ref.env.gym_env import SlotLifecycleGymEnv
 
-    run = Run("maskable_ppo")
+    run = Run("maskable_ppo", seed)
     t0 = time.perf_counter()
     tracker = Tracker(run, target, window, t0)
     venv = make_vec_env(SlotLifecycleGymEnv, n_envs=num_envs, seed=seed, vec_env_cls=DummyVecEnv)
@@ -165,10 +174,82 @@ def _fmt(run: Run, budget: int) -> str:
         else f"target NOT reached in {budget:,} steps"
     )
     return (
-        f"{run.name:>13}: {reached}; {run.total_steps:,} steps in {run.wall:.1f} s "
-        f"({run.total_steps / max(run.wall, 1e-9):,.0f} steps/s); "
+        f"{run.name:>13} seed {run.seed}: {reached}; {run.total_steps:,} steps in "
+        f"{run.wall:.1f} s ({run.total_steps / max(run.wall, 1e-9):,.0f} steps/s); "
         f"final greedy return {run.final_return:.3f}"
     )
+
+
+def _env_fingerprint() -> str:
+    """Hash of a seeded random-action trace of the env: a cached competitor result is valid
+    for an env that behaves the same (refactoring its code keeps the cache; changing its
+    dynamics, rewards or observations does not)."""
+    from esper_ref.env import random_actions
+
+    env = SlotLifecycleVecEnv(num_envs=8, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    obs = env.reset(seed=0)
+    h = hashlib.blake2b(digest_size=8)
+    for _ in range(200):
+        obs, reward, terminated, truncated, _info = env.step(random_actions(obs.masks, gen))
+        for t in (obs.features, obs.blueprint_indices, reward, terminated, truncated):
+            h.update(t.numpy().tobytes())
+        for name in sorted(obs.masks):
+            h.update(obs.masks[name].numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_maskable_ppo(
+    num_envs: int, budget: int, seed: int, target: float, window: int, eval_eps: int, args: Any
+) -> tuple[Run, bool]:
+    """MaskablePPO's run for this config, from ``bench/_results/`` when it was run before.
+
+    The key is everything that changes its result (its hyperparameters, budget, seed, the
+    env's source, the sb3-contrib version), so retuning esper_ref never reruns it.
+    """
+    import sb3_contrib
+
+    key = {
+        "learner": "maskable_ppo",
+        "num_envs": num_envs,
+        "budget": budget,
+        "seed": seed,
+        "window": window,
+        "eval_eps": eval_eps,
+        "target": round(target, 6),
+        "n_steps": args.sb3_n_steps,
+        "batch_size": args.sb3_batch_size,
+        "epochs": args.sb3_epochs,
+        "lr": args.sb3_lr,
+        "ent_coef": args.sb3_ent_coef,
+        "env": _env_fingerprint(),
+        "sb3_contrib": sb3_contrib.__version__,
+    }
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
+    path = RESULTS_DIR / f"maskable_ppo-seed{seed}-{digest}.json"
+    if path.is_file() and not args.no_cache:
+        try:
+            data = json.loads(path.read_text())
+            if data.get("key") == key:
+                run = Run(**data["run"])
+                run.curve = [(int(s), float(r)) for s, r in run.curve]
+                return run, True
+        except (ValueError, TypeError, KeyError):
+            pass  # a damaged cache entry is recomputed
+    run = run_maskable_ppo(num_envs, budget, seed, target, window, eval_eps, args)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "run": asdict(run)}, indent=1))
+    os.replace(tmp, path)
+    return run, False
+
+
+def _steps(r: Run) -> float:
+    return float(r.steps_to_target if r.steps_to_target is not None else r.total_steps)
+
+
+def _wall(r: Run) -> float:
+    return r.wall_to_target if r.wall_to_target is not None else r.wall
 
 
 def main() -> None:
@@ -176,10 +257,18 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="smoke run with a small budget")
     p.add_argument("--budget", type=int, default=None, help="env steps per learner")
     p.add_argument("--num-envs", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="seeds to run (e.g. --seeds 0 1 2 3)"
+    )
     p.add_argument("--window", type=int, default=100, help="episodes in the rolling mean")
     p.add_argument("--eval-episodes", type=int, default=256)
     p.add_argument("--skip-ablation", action="store_true")
+    p.add_argument(
+        "--competitor-only", action="store_true", help="only run (and cache) MaskablePPO"
+    )
+    p.add_argument(
+        "--no-cache", action="store_true", help=f"rerun MaskablePPO even if {RESULTS_DIR} has it"
+    )
     # MaskablePPO: its defaults (lr 3e-4, 10 epochs, no entropy bonus) except a rollout of
     # 256 steps per env and minibatches of 256, which update far more often than the default
     # 2048-step rollout and learn faster per env step on this task.
@@ -195,38 +284,62 @@ def main() -> None:
     target = target_return()
     print(f"target return {target:.3f} (80% of the scripted oracle); budget {budget:,} steps")
 
-    cfg = TrainConfig(num_envs=args.num_envs, total_steps=budget, seed=args.seed)
-    ours = run_esper("esper_ref", cfg, target, args.window, eval_eps)
-    print(_fmt(ours, budget), flush=True)
-    theirs = run_maskable_ppo(args.num_envs, budget, args.seed, target, args.window, eval_eps, args)
-    print(_fmt(theirs, budget), flush=True)
-    if args.skip_ablation:
-        ablation = Run("ablation")
-    else:
-        ab_cfg = TrainConfig(
-            num_envs=args.num_envs, total_steps=budget, seed=args.seed, use_blueprint_indices=False
+    ours: list[Run] = []
+    theirs: list[Run] = []
+    ablations: list[Run] = []
+    for seed in args.seeds:
+        run, cached = cached_maskable_ppo(
+            args.num_envs, budget, seed, target, args.window, eval_eps, args
         )
-        ablation = run_esper("ablation", ab_cfg, target, args.window, eval_eps)
-        print(_fmt(ablation, budget), flush=True)
+        theirs.append(run)
+        print(_fmt(run, budget) + (" (cached)" if cached else ""), flush=True)
+        if args.competitor_only:
+            continue
+        cfg = TrainConfig(num_envs=args.num_envs, total_steps=budget, seed=seed)
+        ours.append(run_esper("esper_ref", cfg, target, args.window, eval_eps))
+        print(_fmt(ours[-1], budget), flush=True)
+        if not args.skip_ablation:
+            ab_cfg = dataclasses.replace(cfg, use_blueprint_indices=False)
+            ablations.append(run_esper("ablation", ab_cfg, target, args.window, eval_eps))
+            print(_fmt(ablations[-1], budget), flush=True)
+    if args.competitor_only:
+        return
 
-    def steps(r: Run) -> float:
-        return float(r.steps_to_target if r.steps_to_target is not None else r.total_steps)
+    def summary(name: str, runs: list[Run]) -> str:
+        ret = mean_ci([r.final_return for r in runs])
+        steps = mean_ci([_steps(r) for r in runs])
+        reached = sum(r.steps_to_target is not None for r in runs)
+        return (
+            f"{name:>13}: final greedy return {ret} (95% CI over {len(runs)} seeds); "
+            f"steps to target {steps.mean:,.0f}; reached the target on {reached}/{len(runs)}"
+        )
 
-    def wall(r: Run) -> float:
-        return r.wall_to_target if r.wall_to_target is not None else r.wall
-
-    steps_ratio = steps(ours) / steps(theirs)
-    wall_ratio = wall(ours) / wall(theirs)
-    bound = "<=" if theirs.steps_to_target is None and ours.steps_to_target is not None else ""
-    if bound:
-        print("MaskablePPO never reached the target: the ratios are upper bounds")
-    if ours.steps_to_target is None:
-        print("esper_ref never reached the target: the ratios use its whole budget")
-    gap = ours.final_return - ablation.final_return
+    print(summary("esper_ref", ours))
+    print(summary("maskable_ppo", theirs))
+    if ablations:
+        print(summary("ablation", ablations))
+    steps_ratio = sum(map(_steps, ours)) / sum(map(_steps, theirs))
+    wall_ratio = sum(map(_wall, ours)) / sum(map(_wall, theirs))
+    if any(r.steps_to_target is None for r in theirs) and all(
+        r.steps_to_target is not None for r in ours
+    ):
+        print("MaskablePPO missed the target on some seed: the ratios are upper bounds")
+    if any(r.steps_to_target is None for r in ours):
+        print("esper_ref missed the target on some seed: the ratios use its whole budget there")
+    gap = mean_ci([o.final_return - t.final_return for o, t in zip(ours, theirs, strict=True)])
+    ab_gap = (
+        float(
+            np.mean([o.final_return - a.final_return for o, a in zip(ours, ablations, strict=True)])
+        )
+        if ablations
+        else math.nan
+    )
+    print(f"final return gap esper_ref - maskable_ppo (paired by seed): {gap}")
     print(
         f"steps_ratio_vs_maskableppo: {steps_ratio:.3f} "
         f"wall_ratio_vs_maskableppo: {wall_ratio:.3f} "
-        f"ablation_return_gap: {gap:.3f}"
+        f"return_gap_vs_maskableppo: {gap.mean:.3f} "
+        f"ablation_return_gap: {ab_gap:.3f}"
     )
 
 
