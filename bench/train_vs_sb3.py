@@ -26,6 +26,7 @@ ablation final return, absolute (in return units).
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import hashlib
 import json
@@ -264,7 +265,17 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=256)
     p.add_argument("--skip-ablation", action="store_true")
     p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a TrainConfig field of esper_ref (and the ablation)",
+    )
+    p.add_argument(
         "--competitor-only", action="store_true", help="only run (and cache) MaskablePPO"
+    )
+    p.add_argument(
+        "--ours-only", action="store_true", help="only run esper_ref (no competitor, no ratios)"
     )
     p.add_argument(
         "--no-cache", action="store_true", help=f"rerun MaskablePPO even if {RESULTS_DIR} has it"
@@ -284,18 +295,28 @@ def main() -> None:
     target = target_return()
     print(f"target return {target:.3f} (80% of the scripted oracle); budget {budget:,} steps")
 
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = raw
+    if overrides:
+        print(f"esper_ref overrides: {overrides}")
     ours: list[Run] = []
     theirs: list[Run] = []
     ablations: list[Run] = []
     for seed in args.seeds:
-        run, cached = cached_maskable_ppo(
-            args.num_envs, budget, seed, target, args.window, eval_eps, args
-        )
-        theirs.append(run)
-        print(_fmt(run, budget) + (" (cached)" if cached else ""), flush=True)
+        if not args.ours_only:
+            run, cached = cached_maskable_ppo(
+                args.num_envs, budget, seed, target, args.window, eval_eps, args
+            )
+            theirs.append(run)
+            print(_fmt(run, budget) + (" (cached)" if cached else ""), flush=True)
         if args.competitor_only:
             continue
-        cfg = TrainConfig(num_envs=args.num_envs, total_steps=budget, seed=seed)
+        cfg = TrainConfig(num_envs=args.num_envs, total_steps=budget, seed=seed, **overrides)
         ours.append(run_esper("esper_ref", cfg, target, args.window, eval_eps))
         print(_fmt(ours[-1], budget), flush=True)
         if not args.skip_ablation:
@@ -315,9 +336,11 @@ def main() -> None:
         )
 
     print(summary("esper_ref", ours))
-    print(summary("maskable_ppo", theirs))
     if ablations:
         print(summary("ablation", ablations))
+    if args.ours_only:
+        return
+    print(summary("maskable_ppo", theirs))
     steps_ratio = sum(map(_steps, ours)) / sum(map(_steps, theirs))
     wall_ratio = sum(map(_wall, ours)) / sum(map(_wall, theirs))
     if any(r.steps_to_target is None for r in theirs) and all(
