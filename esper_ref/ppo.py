@@ -163,14 +163,6 @@ class PPO:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def anneal(self, update: int, num_updates: int) -> float:
-        """Linear decay to 0 over the run; ``update`` counts from 1."""
-        lr = self.config.learning_rate
-        if self.config.anneal_lr:
-            lr *= 1.0 - (update - 1.0) / num_updates
-        self.set_learning_rate(lr)
-        return lr
-
     def minibatch_rows(self, batch: SequenceBatch) -> list[Tensor]:
         """Rows of ``batch`` grouped by env: each env's sequences land in one minibatch."""
         envs = torch.unique(batch.env_index)
