@@ -168,12 +168,12 @@ def claim_out_dir(folder: Path, overwrite: bool = False) -> Path:
 def next_run_dir(root: Path, name: str) -> Path:
     """``root/<name>-<n>`` for the first ``n`` not taken, created atomically (two runs
     started at once get different folders)."""
+    if root.exists() and not root.is_dir():
+        raise RunFolderError(f"{root}: is a file, not a folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunFolderError(f"{root}: cannot create it ({exc.strerror or exc})") from None
-    if not root.is_dir():
-        raise RunFolderError(f"{root}: is a file, not a folder")
     taken = []
     for child in root.iterdir():
         prefix, _, num = child.name.rpartition("-")
