@@ -22,6 +22,8 @@ class MeanCI(NamedTuple):
     mean: float
     half_width: float
     n: int
+    std: float = math.nan
+    """Sample standard deviation (``nan`` for fewer than 2)."""
 
     def __str__(self) -> str:
         if math.isnan(self.half_width):
@@ -45,12 +47,4 @@ def mean_ci(values: Sequence[float]) -> MeanCI:
     if n < 2:
         return MeanCI(mean, math.nan, n)
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    return MeanCI(mean, t_quantile(n - 1) * math.sqrt(var / n), n)
-
-
-def episodes_for_half_width(std: float, half_width: float, minimum: int = 1) -> int:
-    """Episodes a sample with standard deviation ``std`` needs for a 95% interval of
-    ``half_width`` (normal approximation)."""
-    if half_width <= 0:
-        raise ValueError(f"episodes_for_half_width: half_width={half_width} must be > 0")
-    return max(minimum, math.ceil((_Z975 * std / half_width) ** 2))
+    return MeanCI(mean, t_quantile(n - 1) * math.sqrt(var / n), n, math.sqrt(var))

@@ -432,9 +432,7 @@ class Trainer:
                     "wall_time": self.wall_time,
                     "eval_return_mean": ci.mean,
                     "eval_return_ci95": ci.half_width,
-                    "eval_return_std": ci.half_width / 1.96 * math.sqrt(ci.n)
-                    if ci.n > 1
-                    else math.nan,
+                    "eval_return_std": ci.std,
                     "episodes": ci.n,
                     "best": int(best),
                 }
