@@ -11,16 +11,25 @@ Same task, same env-step budget, one process, one torch thread each:
 
 "Reached the target" = the mean return of the last ``--window`` finished training episodes
 is at least the env's target (80% of the scripted oracle's return). Final returns are
-greedy-policy evaluations on fresh seeds. A run that never reaches the target within the
-budget counts as the budget (a ratio against it is then a bound; a line before the last says
-so).
+greedy-policy evaluations of the final policy on fresh seeds. A run that never reaches the
+target within the budget counts as the budget (a ratio against it is then a bound; a line
+before the last says so). Over several ``--seeds``: final returns as a mean with a 95%
+Student-t interval, the paired gap (ours - MaskablePPO, seed by seed) with its interval, and
+the ratios of the summed steps and wall times to target.
 
-Last line: ``steps_ratio_vs_maskableppo: X wall_ratio_vs_maskableppo: Y ablation_return_gap: Z``
-with ratios ours/theirs (below 1 = we are faster) and the gap = esper_ref final return minus
-ablation final return, absolute (in return units).
+Every run is cached in ``bench/_results/`` (gitignored): MaskablePPO keyed by its config and
+the env's behaviour, esper_ref by its config and the source of the modules that decide what it
+computes. Retuning esper_ref never reruns MaskablePPO; ``--no-cache`` reruns everything. Wall
+times are those of the run that filled the cache (on a shared machine, note its load).
 
-    python bench/train_vs_sb3.py            # full run
-    python bench/train_vs_sb3.py --quick    # smoke run (small budget)
+Last line: ``steps_ratio_vs_maskableppo: X wall_ratio_vs_maskableppo: Y
+return_gap_vs_maskableppo: Z ablation_return_gap: W`` with ratios ours/theirs (below 1 = we
+are faster) and the gaps = esper_ref's final return minus the other's (return units).
+
+    python bench/train_vs_sb3.py --seeds 0 1 2 3     # the comparison in the README
+    python bench/train_vs_sb3.py --quick             # smoke run (small budget)
+    python bench/train_vs_sb3.py --competitor-only --seeds 0 1 2 3   # fill the cache first
+    python bench/train_vs_sb3.py --ours-only --set learning_rate=1e-3 --seeds 0 1   # tuning
 """
 
 from __future__ import annotations
@@ -245,6 +254,68 @@ def cached_maskable_ppo(
     return run, False
 
 
+#: The modules whose code decides what a training run computes; a cached esper_ref result is
+#: valid for exactly this code (a change to the CLI, the reports or the docs keeps it).
+TRAINING_CODE = (
+    "buffer.py",
+    "bundle.py",
+    "config.py",
+    "distributions.py",
+    "evaluation.py",
+    "network.py",
+    "ppo.py",
+    "train.py",
+    "env/gym_env.py",
+    "env/oracle.py",
+    "env/tables.py",
+    "env/vec_env.py",
+)
+
+
+def _code_fingerprint() -> str:
+    import esper_ref
+
+    root = Path(esper_ref.__file__).parent
+    h = hashlib.blake2b(digest_size=8)
+    for name in TRAINING_CODE:
+        h.update(name.encode())
+        h.update((root / name).read_bytes())
+    return h.hexdigest()
+
+
+def cached_esper(
+    name: str, cfg: TrainConfig, target: float, window: int, eval_eps: int, args: Any
+) -> tuple[Run, bool]:
+    """esper_ref's run for this config and this training code, from ``bench/_results/``
+    when it was run before (``--no-cache`` reruns it)."""
+    key = {
+        "learner": name,
+        "config": cfg.to_dict(),
+        "window": window,
+        "eval_eps": eval_eps,
+        "target": round(target, 6),
+        "code": _code_fingerprint(),
+        "torch": torch.__version__,
+    }
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
+    path = RESULTS_DIR / f"{name}-seed{cfg.seed}-{digest}.json"
+    if path.is_file() and not args.no_cache:
+        try:
+            data = json.loads(path.read_text())
+            if data.get("key") == key:
+                run = Run(**data["run"])
+                run.curve = [(int(s), float(r)) for s, r in run.curve]
+                return run, True
+        except (ValueError, TypeError, KeyError):
+            pass
+    run = run_esper(name, cfg, target, window, eval_eps)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "run": asdict(run)}, indent=1))
+    os.replace(tmp, path)
+    return run, False
+
+
 def _steps(r: Run) -> float:
     return float(r.steps_to_target if r.steps_to_target is not None else r.total_steps)
 
@@ -277,9 +348,7 @@ def main() -> None:
     p.add_argument(
         "--ours-only", action="store_true", help="only run esper_ref (no competitor, no ratios)"
     )
-    p.add_argument(
-        "--no-cache", action="store_true", help=f"rerun MaskablePPO even if {RESULTS_DIR} has it"
-    )
+    p.add_argument("--no-cache", action="store_true", help=f"rerun even what {RESULTS_DIR} has")
     # MaskablePPO: its defaults (lr 3e-4, 10 epochs, no entropy bonus) except a rollout of
     # 256 steps per env and minibatches of 256, which update far more often than the default
     # 2048-step rollout and learn faster per env step on this task.
@@ -317,12 +386,14 @@ def main() -> None:
         if args.competitor_only:
             continue
         cfg = TrainConfig(num_envs=args.num_envs, total_steps=budget, seed=seed, **overrides)
-        ours.append(run_esper("esper_ref", cfg, target, args.window, eval_eps))
-        print(_fmt(ours[-1], budget), flush=True)
+        run, cached = cached_esper("esper_ref", cfg, target, args.window, eval_eps, args)
+        ours.append(run)
+        print(_fmt(run, budget) + (" (cached)" if cached else ""), flush=True)
         if not args.skip_ablation:
             ab_cfg = dataclasses.replace(cfg, use_blueprint_indices=False)
-            ablations.append(run_esper("ablation", ab_cfg, target, args.window, eval_eps))
-            print(_fmt(ablations[-1], budget), flush=True)
+            run, cached = cached_esper("ablation", ab_cfg, target, args.window, eval_eps, args)
+            ablations.append(run)
+            print(_fmt(run, budget) + (" (cached)" if cached else ""), flush=True)
     if args.competitor_only:
         return
 
