@@ -25,7 +25,8 @@ import torch
 from contracts.phase4 import HEAD_NAMES
 from esper_ref import ppo as ppo_module
 from esper_ref.config import TrainConfig
-from esper_ref.train import Trainer, make_env, run_episodes
+from esper_ref.evaluation import run_episodes
+from esper_ref.train import Trainer, make_env
 
 
 def _parse(assignments: list[str]) -> dict[str, Any]:

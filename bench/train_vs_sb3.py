@@ -52,8 +52,9 @@ import torch
 
 from esper_ref.config import TrainConfig
 from esper_ref.env import SlotLifecycleVecEnv, target_return
+from esper_ref.evaluation import run_episodes
 from esper_ref.stats import mean_ci
-from esper_ref.train import Trainer, run_episodes
+from esper_ref.train import Trainer
 
 RESULTS_DIR = Path(__file__).parent / "_results"
 

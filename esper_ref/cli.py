@@ -390,10 +390,15 @@ def evaluate(
     scripted oracle and the random policy."""
     import numpy as np
 
-    from esper_ref.evaluation import evaluate_to_precision, load_for_evaluation, references
+    from esper_ref.evaluation import (
+        evaluate_to_precision,
+        load_for_evaluation,
+        references,
+        run_episodes,
+    )
     from esper_ref.report import describe_return
     from esper_ref.stats import mean_ci
-    from esper_ref.train import make_env, run_episodes
+    from esper_ref.train import make_env
 
     try:
         if episodes is not None and episodes < 1:

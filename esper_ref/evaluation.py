@@ -24,6 +24,15 @@ EVAL_SEED_OFFSET = 1_000_003
 FINAL_SEED_OFFSET = 2_000_003
 
 
+@dataclass
+class EvalPoint:
+    """One greedy evaluation during training."""
+
+    update: int
+    global_step: int
+    ci: MeanCI
+
+
 class References(NamedTuple):
     target: float
     oracle: float
@@ -164,3 +173,25 @@ def load_for_evaluation(path: str | Path, device: str | None = None) -> LoadedPo
                 f"its config's env observes {obs_dim(cfg.num_slots)}"
             )
     return LoadedPolicy(cfg, policy, rms, state, path)
+
+
+@torch.no_grad()
+def evaluate_checkpoint(
+    path: str | Path,
+    episodes: int = 20,
+    seed: int = 12345,
+    deterministic: bool = True,
+    num_envs: int | None = None,
+    blank_blueprints: bool | None = None,
+    device: str | None = None,
+) -> list[float]:
+    """Returns of ``episodes`` episodes of the saved policy on a fresh env (seeded)."""
+    from esper_ref.train import make_env
+
+    if episodes < 1:
+        raise ValueError(f"evaluate: episodes={episodes} must be >= 1")
+    loaded = load_for_evaluation(path, device)
+    cfg = loaded.config
+    env = make_env(cfg, num_envs=num_envs or min(episodes, 256), seed=seed)
+    hide = (not cfg.use_blueprint_indices) if blank_blueprints is None else blank_blueprints
+    return run_episodes(env, loaded.policy, episodes, loaded.obs_rms, hide, deterministic, seed)

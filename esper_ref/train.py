@@ -24,20 +24,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from contracts.phase4 import NULL_BLUEPRINT
-from esper_ref import __version__
 from esper_ref.buffer import TamiyoRolloutBuffer
-from esper_ref.config import RESUME_SETTABLE, TrainConfig
+from esper_ref.checkpoint import resume_trainer, trainer_state
+from esper_ref.config import TrainConfig
 from esper_ref.devices import check_device
 from esper_ref.evaluation import (
     EVAL_SEED_OFFSET,
     FINAL_SEED_OFFSET,
+    EvalPoint,
     References,
     evaluate_to_precision,
     references,
@@ -46,26 +47,14 @@ from esper_ref.evaluation import (
 from esper_ref.ppo import PPO, UpdateStats
 from esper_ref.report import Progress, describe_return, write_learning_curve
 from esper_ref.run_io import (
-    BEST_NAME,
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_NAME,
-    RESUME_KEYS,
     RunFiles,
-    RunFolderError,
     claim_out_dir,
-    from_safe,
-    load_checkpoint,
-    load_policy_weights,
-    np_state_from_safe,
-    numpy_rng_state,
     run_metadata,
     save_checkpoint,
-    to_safe,
-    to_tuple,
 )
+from esper_ref.schedule import ExtendMode, LRSchedule
 from esper_ref.stats import MeanCI, mean_ci
 
-ExtendMode = Literal["constant", "reanneal"]
 #: Finished training episodes in the rolling mean that decides when the target was reached.
 TARGET_WINDOW = 100
 
@@ -136,71 +125,6 @@ def make_policy(cfg: TrainConfig, obs_dim: int) -> Any:
 
 def _hidden_dim(hidden: tuple[Tensor, Tensor]) -> int:
     return int(hidden[0].shape[-1])
-
-
-@dataclass
-class LRSchedule:
-    """The learning rate per update: linear pieces ``(first, last, lr_first, lr_last)``.
-
-    A run starts with one piece (``TrainConfig.anneal_lr``: from ``learning_rate`` down to
-    ``learning_rate / num_updates`` at the last update, CleanRL's schedule; else constant).
-    The schedule is saved with the checkpoint, so a resumed run keeps it whatever its new
-    ``total_steps``; training past its end needs an explicit ``extend``.
-    """
-
-    pieces: list[tuple[int, int, float, float]]
-
-    @classmethod
-    def for_config(cls, cfg: TrainConfig) -> LRSchedule:
-        n, lr = cfg.num_updates, cfg.learning_rate
-        return cls([(1, n, lr, lr / n if cfg.anneal_lr else lr)])
-
-    @property
-    def last_update(self) -> int:
-        return self.pieces[-1][1]
-
-    def rate(self, update: int) -> float:
-        for first, last, lr_first, lr_last in self.pieces:
-            if first <= update <= last:
-                if last == first:
-                    return lr_first
-                return lr_first + (lr_last - lr_first) * (update - first) / (last - first)
-        return self.pieces[-1][3]
-
-    def extend(self, done: int, new_last: int, mode: ExtendMode) -> LRSchedule:
-        """Continue after update ``done`` up to ``new_last``: ``constant`` holds the rate the
-        run would use next (its last rate, for a finished run); ``reanneal`` decays linearly
-        from that rate, as the original schedule does, to ``rate / remaining updates``."""
-        if new_last <= done:
-            raise ValueError(f"extend: new_last={new_last} must be after update {done}")
-        start = self.rate(min(done + 1, self.last_update))
-        end = start if mode == "constant" else start / (new_last - done)
-        kept = [p for p in self.pieces if p[0] <= done]
-        if kept:
-            first, last, lr_first, _ = kept[-1]
-            if last > done:  # cut the piece we are in at ``done``, keeping its slope
-                kept[-1] = (first, done, lr_first, self.rate(done))
-        return LRSchedule([*kept, (done + 1, new_last, start, end)])
-
-    def describe_tail(self) -> str:
-        first, last, lr_first, lr_last = self.pieces[-1]
-        if lr_first == lr_last:
-            return f"constant {lr_first:.3g} from update {first} to {last}"
-        return f"linear from {lr_first:.3g} at update {first} to {lr_last:.3g} at update {last}"
-
-    def to_state(self) -> list[list[float]]:
-        return [list(p) for p in self.pieces]
-
-    @classmethod
-    def from_state(cls, state: Any) -> LRSchedule:
-        return cls([(int(a), int(b), float(c), float(d)) for a, b, c, d in state])
-
-
-@dataclass
-class EvalPoint:
-    update: int
-    global_step: int
-    ci: MeanCI
 
 
 @dataclass
@@ -568,43 +492,10 @@ class Trainer:
         )
         return lines
 
-    # -- checkpoints ---------------------------------------------------------------------
+    # -- checkpoints (esper_ref/checkpoint.py) ------------------------------------------
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": __version__,
-            "config": self.config.to_dict(),
-            "policy": self.policy.state_dict(),
-            "optimizer": self.ppo.optimizer.state_dict(),
-            "obs_rms": None if self.obs_rms is None else self.obs_rms.state_dict(),
-            "schedule": self.schedule.to_state(),
-            "counters": {
-                "update": self.update_idx,
-                "global_step": self.global_step,
-                "wall_time": self.wall_time,
-                "nonfinite_skips": self.ppo.total_nonfinite_skips,
-                "kl_stops": self.kl_stops,
-                "best_eval": self.best_eval,
-                "target_reached": list(self.target_reached) if self.target_reached else None,
-            },
-            "evals": [
-                [e.update, e.global_step, e.ci.mean, e.ci.half_width, e.ci.n] for e in self.evals
-            ],
-            "episodes": {"returns": list(self.episode_returns), "steps": list(self.episode_steps)},
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": numpy_rng_state(),
-                "python": random.getstate(),
-            },
-            "env": to_safe(self.env.state_dict()),
-            "rollout": {
-                "features": self.obs.features,
-                "blueprint_indices": self.obs.blueprint_indices,
-                "masks": dict(self.obs.masks),
-                "hidden": self.hidden,
-            },
-        }
+        return trainer_state(self)
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         if path is None:
@@ -623,152 +514,5 @@ class Trainer:
         overwrite: bool = False,
         command: Sequence[str] | None = None,
     ) -> Trainer:
-        """Rebuild the run saved at ``path`` (a checkpoint, or a run folder for its
-        ``checkpoint.pt``); training continues bit for bit on the same device.
-
-        ``overrides`` may change the fields in ``config.RESUME_SETTABLE`` only. A
-        ``total_steps`` past the saved schedule needs ``extend`` (see ``LRSchedule.extend``).
-        Outputs go to the checkpoint's folder, or to a new ``out_dir`` that starts with a
-        copy of the metrics up to the checkpoint.
-        """
-        path = Path(path)
-        if path.is_dir():
-            path = path / CHECKPOINT_NAME
-        state = load_checkpoint(path, need=RESUME_KEYS)
-        overrides = dict(overrides or {})
-        fixed = sorted(set(overrides) - RESUME_SETTABLE)
-        if fixed:
-            raise ValueError(
-                f"--resume continues a run as saved; cannot change {', '.join(fixed)} "
-                f"(only {', '.join(sorted(RESUME_SETTABLE))})"
-            )
-        try:
-            saved_cfg = TrainConfig.from_dict(state["config"])
-        except ValueError as exc:
-            raise ValueError(f"{path}: checkpoint's config is not valid ({exc})") from None
-        cfg = TrainConfig.from_dict(overrides, base=saved_cfg).validate()
-        done = int(state["counters"]["update"])
-        schedule = (
-            LRSchedule.from_state(state["schedule"])
-            if "schedule" in state
-            else LRSchedule.for_config(saved_cfg)
-        )
-        if cfg.num_updates > schedule.last_update:
-            if extend is None:
-                raise ValueError(
-                    f"--total-steps {cfg.total_steps:,} runs past the learning-rate schedule "
-                    f"(it ends at update {schedule.last_update}); say how it continues: "
-                    "--extend constant (hold the current rate) or --extend reanneal (decay "
-                    "it again from the current rate to the new end)"
-                )
-            schedule = schedule.extend(done, cfg.num_updates, extend)
-
-        src = path.parent
-        dest = Path(out_dir) if out_dir is not None else src
-        same = dest.resolve() == src.resolve()
-        if same and path.name != CHECKPOINT_NAME:
-            raise RunFolderError(
-                f"resuming {path.name} into its own folder would replace the run's later "
-                f"{CHECKPOINT_NAME}; pass --out-dir for a new folder"
-            )
-        trainer = cls(cfg)
-        trainer.schedule = schedule
-        trainer._load_state(state, path)
-        if same:
-            trainer.files = RunFiles(src)
-            trainer.files.keep_until(done)
-        else:
-            trainer.files = RunFiles(claim_out_dir(dest, overwrite))
-            trainer.files.keep_until(done, source=RunFiles(src))
-            meta = run_metadata(command)
-            trainer.files.write_config(cfg.to_dict(), {**meta, "resumed_from": str(path)})
-        trainer.files.add_resume(
-            cfg.to_dict(),
-            {
-                "checkpoint": str(path),
-                "update": done,
-                "global_step": trainer.global_step,
-                "total_steps": cfg.total_steps,
-                "learning_rate": schedule.describe_tail(),
-                **{k: v for k, v in run_metadata(command).items() if k in ("command", "time")},
-            },
-        )
-        return trainer
-
-    def _load_state(self, state: dict[str, Any], path: Path) -> None:
-        load_policy_weights(self.policy, state, path)
-        try:
-            self.ppo.optimizer.load_state_dict(state["optimizer"])
-            if self.obs_rms is not None and state["obs_rms"] is not None:
-                self.obs_rms.load_state_dict(state["obs_rms"])
-            c = state["counters"]
-            self.update_idx = int(c["update"])
-            self.global_step = int(c["global_step"])
-            self.wall_time = float(c["wall_time"])
-            self.ppo.total_nonfinite_skips = int(c["nonfinite_skips"])
-            self.kl_stops = int(c.get("kl_stops", 0))
-            self.best_eval = float(c.get("best_eval", -math.inf))
-            reached = c.get("target_reached")
-            self.target_reached = (int(reached[0]), int(reached[1])) if reached else None
-            self.evals = [
-                EvalPoint(int(u), int(g), MeanCI(float(m), float(h), int(n)))
-                for u, g, m, h, n in state.get("evals", [])
-            ]
-            self.episode_returns = [float(x) for x in state["episodes"]["returns"]]
-            self.episode_steps = [int(x) for x in state["episodes"]["steps"]]
-            self.env.load_state_dict(from_safe(state["env"]))
-            r = state["rollout"]
-            self.obs = type(self.obs)(
-                features=r["features"].to(self.device),
-                blueprint_indices=r["blueprint_indices"].to(self.device),
-                masks={h: m.to(self.device) for h, m in r["masks"].items()},
-            )
-            self.hidden = (r["hidden"][0].to(self.device), r["hidden"][1].to(self.device))
-            torch.set_rng_state(state["rng"]["torch"])
-            np.random.set_state(np_state_from_safe(state["rng"]["numpy"]))
-            random.setstate(to_tuple(state["rng"]["python"]))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
-            raise ValueError(
-                f"{path}: checkpoint cannot be resumed ({type(exc).__name__}: {exc})"
-            ) from None
-
-
-# -- evaluation of a saved policy ------------------------------------------------------------
-
-
-@torch.no_grad()
-def evaluate_checkpoint(
-    path: str | Path,
-    episodes: int = 20,
-    seed: int = 12345,
-    deterministic: bool = True,
-    num_envs: int | None = None,
-    blank_blueprints: bool | None = None,
-    device: str | None = None,
-) -> list[float]:
-    """Returns of ``episodes`` episodes of the saved policy on a fresh env (seeded)."""
-    from esper_ref.evaluation import load_for_evaluation
-
-    if episodes < 1:
-        raise ValueError(f"evaluate: episodes={episodes} must be >= 1")
-    loaded = load_for_evaluation(path, device)
-    cfg = loaded.config
-    env = make_env(cfg, num_envs=num_envs or min(episodes, 256), seed=seed)
-    hide = (not cfg.use_blueprint_indices) if blank_blueprints is None else blank_blueprints
-    return run_episodes(env, loaded.policy, episodes, loaded.obs_rms, hide, deterministic, seed)
-
-
-__all__ = [
-    "BEST_NAME",
-    "CHECKPOINT_NAME",
-    "LRSchedule",
-    "RunningMeanStd",
-    "TrainConfig",
-    "TrainResult",
-    "Trainer",
-    "evaluate_checkpoint",
-    "load_checkpoint",
-    "make_env",
-    "make_policy",
-    "run_episodes",
-]
+        """Rebuild the run saved at ``path``; see ``checkpoint.resume_trainer``."""
+        return resume_trainer(cls, path, out_dir, overrides, extend, overwrite, command)

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from esper_ref.config import TrainConfig
+from esper_ref.evaluation import evaluate_checkpoint, run_episodes
 from esper_ref.run_io import CHECKPOINT_NAME, CURVE_NAME, METRICS_NAME, load_checkpoint
-from esper_ref.train import LRSchedule, Trainer, evaluate_checkpoint, make_env, run_episodes
+from esper_ref.schedule import LRSchedule
+from esper_ref.train import Trainer, make_env
 
 
 def _tiny(**kw: object) -> TrainConfig:
