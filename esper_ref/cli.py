@@ -191,6 +191,14 @@ def _field_option(f: dataclasses.Field[Any]) -> inspect.Parameter:
     )
 
 
+def _internal_error(exc: Exception) -> None:
+    import os
+
+    if os.environ.get("ESPER_REF_DEBUG"):
+        raise exc
+    _fail(f"internal error: {type(exc).__name__}: {exc} (ESPER_REF_DEBUG=1 shows where)")
+
+
 def _echo(line: str) -> None:
     typer.echo(line)
 
@@ -234,7 +242,6 @@ def train(**values: Any) -> None:
     versions, git commit, command line), metrics.csv, eval.csv, checkpoint.pt, best.pt and
     learning_curve.png.
     """
-    import os
     import sys
 
     from esper_ref.config import RESUME_SETTABLE
@@ -325,9 +332,7 @@ def train(**values: Any) -> None:
         _fail(f"cannot write the run's files in {folder}: {exc.strerror or exc}")
         return
     except Exception as exc:  # one line for the user; the traceback with ESPER_REF_DEBUG=1
-        if os.environ.get("ESPER_REF_DEBUG"):
-            raise
-        _fail(f"internal error: {type(exc).__name__}: {exc} (ESPER_REF_DEBUG=1 shows where)")
+        _internal_error(exc)
         return
     _echo(
         f"done: {result.global_step:,} env steps, {result.updates} updates, "
@@ -423,17 +428,21 @@ def evaluate(
         f"{int(counters.get('global_step', 0)):,} env steps), device {cfg.device}"
     )
     hide = not cfg.use_blueprint_indices
-    if episodes is None:
-        env = make_env(cfg, num_envs=256, seed=seed)
-        ci, returns = evaluate_to_precision(
-            env, loaded.policy, loaded.obs_rms, hide, not stochastic, seed, half_width
-        )
-    else:
-        env = make_env(cfg, num_envs=min(episodes, 256), seed=seed)
-        returns = run_episodes(
-            env, loaded.policy, episodes, loaded.obs_rms, hide, not stochastic, seed
-        )
-        ci = mean_ci(returns)
+    try:
+        if episodes is None:
+            env = make_env(cfg, num_envs=256, seed=seed)
+            ci, returns = evaluate_to_precision(
+                env, loaded.policy, loaded.obs_rms, hide, not stochastic, seed, half_width
+            )
+        else:
+            env = make_env(cfg, num_envs=min(episodes, 256), seed=seed)
+            returns = run_episodes(
+                env, loaded.policy, episodes, loaded.obs_rms, hide, not stochastic, seed
+            )
+            ci = mean_ci(returns)
+    except Exception as exc:  # one line for the user; the traceback with ESPER_REF_DEBUG=1
+        _internal_error(exc)
+        return
     arr = np.asarray(returns)
     refs = references(cfg.num_slots, cfg.episode_length)
     kind = "sampled" if stochastic else "greedy"

@@ -255,3 +255,27 @@ def test_help_lists_the_commands() -> None:
     res = runner.invoke(app, ["--help"])
     assert res.exit_code == 0
     assert "train" in res.output and "evaluate" in res.output
+
+
+def test_failures_during_training_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from esper_ref.train import Trainer
+
+    def disk_full(self: Trainer, *a: object, **k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Trainer, "train", disk_full)
+    code, text = train("--total-steps", "100", "--out-dir", str(tmp_path / "a"))
+    assert code == 2 and "cannot write the run's files" in text and "No space left" in text
+
+    def bug(self: Trainer, *a: object, **k: object) -> None:
+        raise RuntimeError("shape mismatch somewhere")
+
+    monkeypatch.setattr(Trainer, "train", bug)
+    code, text = train("--total-steps", "100", "--out-dir", str(tmp_path / "b"))
+    assert code == 2 and "internal error: RuntimeError: shape mismatch somewhere" in text
+    assert len(text.strip().splitlines()) == 3  # run folder, training, the error
+    monkeypatch.setenv("ESPER_REF_DEBUG", "1")
+    res = runner.invoke(app, ["train", *TINY, "--out-dir", str(tmp_path / "c")])
+    assert isinstance(res.exception, RuntimeError)
