@@ -131,7 +131,7 @@ def write_learning_curve(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(steps, rets, color="tab:blue", alpha=0.25, linewidth=0.8, label="training return")
     ax.plot(steps, smooth(rets), color="tab:blue", label="training return (smoothed)")
     if ev:
@@ -146,13 +146,15 @@ def write_learning_curve(
             (refs.target, "target", "--"),
             (refs.random, "random", "-."),
         ):
-            ax.axhline(value, color="gray", linestyle=style, linewidth=1, label=name)
+            ax.axhline(
+                value, color="gray", linestyle=style, linewidth=1, label=f"{name} {value:.2f}"
+            )
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     try:
         atomic_write(png, lambda fh: fig.savefig(fh, format="png", dpi=100))
