@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -200,7 +201,9 @@ def _internal_error(exc: Exception) -> None:
 
 
 def _echo(line: str) -> None:
+    # Flushed: a log file or a pipe gets each line as it happens, not at the end of the run.
     typer.echo(line)
+    sys.stdout.flush()
 
 
 def _config_from_options(
@@ -242,8 +245,6 @@ def train(**values: Any) -> None:
     versions, git commit, command line), metrics.csv, eval.csv, checkpoint.pt, best.pt and
     learning_curve.png.
     """
-    import sys
-
     from esper_ref.config import RESUME_SETTABLE
     from esper_ref.run_io import RESUME_KEYS, RunFolderError, load_checkpoint, next_run_dir
     from esper_ref.train import Trainer
@@ -304,6 +305,7 @@ def train(**values: Any) -> None:
 
             check_device(cfg.device)  # before a folder is created for a run that cannot start
             if out_dir is None:
+                # next_run_dir has claimed a new folder for this run: it is ours to fill.
                 folder = next_run_dir(runs_dir, name)
                 trainer = Trainer(cfg, out_dir=folder, overwrite=True, command=command)
             else:
@@ -319,14 +321,36 @@ def train(**values: Any) -> None:
         f"{cfg.num_updates} updates ({cfg.num_updates * cfg.batch_size:,} env steps), "
         f"seed {cfg.seed}, device {cfg.device}"
     )
+    from esper_ref.report import Progress
+
+    # A bar on a terminal (or with --progress); plain flushed lines otherwise, --no-progress too.
+    show = Progress(
+        cfg.num_updates * cfg.batch_size,
+        trainer.global_step,
+        cfg.num_updates,
+        bar=progress is True or (progress is None and sys.stdout.isatty()),
+        log_every=cfg.log_every,
+        echo=_echo,
+    )
+
+    def on_update(row: dict[str, float]) -> None:
+        show.update(row, trainer.recent_return(), trainer.last_eval_text())
+
     try:
-        result = trainer.train(progress=progress, echo=_echo)
+        try:
+            result = trainer.train(on_update=on_update)
+        finally:
+            show.close()
         summary = trainer.summary()
     except KeyboardInterrupt:
-        _echo(
-            f"interrupted at update {trainer.update_idx}; the last checkpoint is in {folder} "
-            f"(--resume {folder} continues from it)"
-        )
+        ckpt = folder / "checkpoint.pt"
+        if ckpt.is_file():
+            _echo(
+                f"interrupted at update {trainer.update_idx}; --resume {folder} continues from "
+                "its last checkpoint"
+            )
+        else:
+            _echo(f"interrupted at update {trainer.update_idx}, before the first checkpoint")
         raise typer.Exit(130) from None
     except OSError as exc:
         _fail(f"cannot write the run's files in {folder}: {exc.strerror or exc}")
