@@ -37,7 +37,6 @@ from contracts.phase4 import (
     BLUEPRINT_EMBED_DIM,
     DEFAULT_NUM_SLOTS,
     FEATURE_DIM,
-    HEAD_NAMES,
     LSTM_HIDDEN_DIM,
 )
 from esper_ref.network import (
@@ -50,8 +49,6 @@ from esper_ref.network import (
 
 __all__ = ["ActionResult", "EvalResult", "ForwardOutput", "Hidden", "LSTMPolicyBundle"]
 
-_HEADS = frozenset(HEAD_NAMES)
-_OP = HEAD_NAMES.index("op")
 
 # Contracts from the contracts.phase4 catalogue. Sizes come from the instance, so one contract
 # fits every num_slots, observation width and LSTM width; ``*lead`` is ``[batch]`` for a
@@ -62,18 +59,6 @@ _FIXED = {"layers": 1}
 # exact tuples, so a NamedTuple result costs tens of microseconds, too much per rollout step.
 _EVAL_RESULT = spec((P.LOG_PROBS, P.LOG_PROBS, P.VALUE, P.HIDDEN))
 _EPISODE_STARTS = spec("bool[*lead] | None")
-
-
-def _mask_sequence(masks: Mapping[str, Tensor]) -> list[Tensor | None]:
-    # Every head's mask is required: a forgotten mask would silently allow every action.
-    if masks.keys() != _HEADS:
-        missing = [k for k in HEAD_NAMES if k not in masks]
-        unknown = [k for k in masks if k not in _HEADS]
-        raise ValueError(
-            f"masks: missing head(s) {missing}, unknown head(s) {unknown}; "
-            f"heads are {list(HEAD_NAMES)}"
-        )
-    return [masks[name] for name in HEAD_NAMES]
 
 
 def _check_hidden_batch(where: str, features: Tensor, hidden: Hidden | None) -> None:
@@ -167,9 +152,7 @@ class LSTMPolicyBundle:
         # to evaluate_actions under autograd, which inference tensors would refuse.
         _check_hidden_batch("get_action", features, hidden)
         with torch.no_grad():
-            return self.network.act(
-                features, blueprint_indices, _mask_sequence(masks), hidden, deterministic
-            )
+            return self.network._act(features, blueprint_indices, masks, hidden, deterministic)
 
     @contract(
         features=P.FEATURES,
@@ -188,9 +171,7 @@ class LSTMPolicyBundle:
     ) -> ForwardOutput:
         """Masked logits of every head, the sampled op, Q(s, that op) and the new hidden."""
         _check_hidden_batch("forward", features, hidden)
-        return self.network.forward_masks(
-            features, blueprint_indices, _mask_sequence(masks), hidden
-        )
+        return self.network._forward(features, blueprint_indices, masks, hidden)
 
     __call__ = forward
 
@@ -220,8 +201,8 @@ class LSTMPolicyBundle:
         marked steps, so a sequence that spans an episode boundary carries nothing across it.
         """
         _check_hidden_batch("evaluate_actions", features, hidden)
-        return self.network.evaluate(
-            features, blueprint_indices, actions, _mask_sequence(masks), hidden, episode_starts
+        return self.network._evaluate(
+            features, blueprint_indices, actions, masks, hidden, episode_starts
         )
 
     @contract(
@@ -257,9 +238,7 @@ class LSTMPolicyBundle:
     ) -> Tensor:
         """sum over allowed ops of pi(op | s) Q(s, op): the "expected" bootstrap, ``[...]``."""
         _check_hidden_batch("expected_value", features, hidden)
-        return self.network.expected(
-            features, blueprint_indices, _mask_sequence(masks)[_OP], hidden
-        )
+        return self.network._expected(features, blueprint_indices, masks, hidden)
 
     # ------------------------------------------------------------------ hidden state
 

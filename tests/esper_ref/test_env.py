@@ -250,7 +250,7 @@ def test_both_termination_and_truncation_occur(policy: str) -> None:
     gen = torch.Generator().manual_seed(0)
     n_term = n_trunc = 0
     for _ in range(100):
-        act = random_actions(obs.masks, gen) if policy == "random" else env.oracle_actions()
+        act = random_actions(obs.masks, gen) if policy == "random" else oracle_actions(env)
         obs, _, terminated, truncated, _ = env.step(act)
         assert not bool((terminated & truncated).any())
         n_term += int(terminated.sum())
@@ -377,5 +377,5 @@ def test_cuda_matches_cpu_shapes_and_runs() -> None:
     env = SlotLifecycleVecEnv(num_envs=64, seed=0, device="cuda")
     obs = env.reset()
     for _ in range(40):
-        obs, r, *_ = env.step(env.oracle_actions())
+        obs, r, *_ = env.step(oracle_actions(env))
     assert obs.features.is_cuda and r.is_cuda and obs.features.shape == (64, 114)
