@@ -26,7 +26,7 @@ allowed (every head is required). ``blueprint_indices`` is int64 with -1 for an 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
@@ -58,7 +58,15 @@ _FIXED = {"layers": 1}
 # The result NamedTuples are checked on evaluate_actions only: the checker's fast path takes
 # exact tuples, so a NamedTuple result costs tens of microseconds, too much per rollout step.
 _EVAL_RESULT = spec((P.LOG_PROBS, P.LOG_PROBS, P.VALUE, P.HIDDEN))
-_EPISODE_STARTS = spec("bool[*lead] | None")
+
+# The four methods' arguments, each typed once with its contract (contracts reads the spec
+# from the annotation; type checkers see the plain type).
+Features = Annotated[Tensor, P.FEATURES]
+BlueprintIndices = Annotated[Tensor, P.BLUEPRINT_INDICES]
+Masks = Annotated[Mapping[str, Tensor], P.MASKS]
+Actions = Annotated[Mapping[str, Tensor], P.ACTIONS]
+HiddenOrNone = Annotated[Hidden | None, P.HIDDEN_OR_NONE]
+EpisodeStarts = Annotated[Tensor | None, "bool[*lead] | None"]
 
 
 def _check_hidden_batch(where: str, features: Tensor, hidden: Hidden | None) -> None:
@@ -128,20 +136,13 @@ class LSTMPolicyBundle:
 
     # ------------------------------------------------------------------ the four methods
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        masks=P.MASKS,
-        hidden=P.HIDDEN_OR_NONE,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(bind=_BIND, fixed=_FIXED)
     def get_action(
         self,
-        features: Tensor,
-        blueprint_indices: Tensor,
-        masks: Mapping[str, Tensor],
-        hidden: Hidden | None = None,
+        features: Features,
+        blueprint_indices: BlueprintIndices,
+        masks: Masks,
+        hidden: HiddenOrNone = None,
         deterministic: bool = False,
     ) -> ActionResult:
         """Sample every head (argmax if ``deterministic``); value = Q(s, the sampled op).
@@ -154,20 +155,13 @@ class LSTMPolicyBundle:
         with torch.no_grad():
             return self.network._act(features, blueprint_indices, masks, hidden, deterministic)
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        masks=P.MASKS,
-        hidden=P.HIDDEN_OR_NONE,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(bind=_BIND, fixed=_FIXED)
     def forward(
         self,
-        features: Tensor,
-        blueprint_indices: Tensor,
-        masks: Mapping[str, Tensor],
-        hidden: Hidden | None = None,
+        features: Features,
+        blueprint_indices: BlueprintIndices,
+        masks: Masks,
+        hidden: HiddenOrNone = None,
     ) -> ForwardOutput:
         """Masked logits of every head, the sampled op, Q(s, that op) and the new hidden."""
         _check_hidden_batch("forward", features, hidden)
@@ -175,25 +169,15 @@ class LSTMPolicyBundle:
 
     __call__ = forward
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        actions=P.ACTIONS,
-        masks=P.MASKS,
-        hidden=P.HIDDEN_OR_NONE,
-        episode_starts=_EPISODE_STARTS,
-        returns=_EVAL_RESULT,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(returns=_EVAL_RESULT, bind=_BIND, fixed=_FIXED)
     def evaluate_actions(
         self,
-        features: Tensor,
-        blueprint_indices: Tensor,
-        actions: Mapping[str, Tensor],
-        masks: Mapping[str, Tensor],
-        hidden: Hidden | None = None,
-        episode_starts: Tensor | None = None,
+        features: Features,
+        blueprint_indices: BlueprintIndices,
+        actions: Actions,
+        masks: Masks,
+        hidden: HiddenOrNone = None,
+        episode_starts: EpisodeStarts = None,
     ) -> EvalResult:
         """Per-head log-probs and entropies of stored actions, and Q(s, stored op).
 
@@ -205,36 +189,21 @@ class LSTMPolicyBundle:
             features, blueprint_indices, actions, masks, hidden, episode_starts
         )
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        hidden=P.HIDDEN_OR_NONE,
-        returns=P.Q_ALL_OPS,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(returns=P.Q_ALL_OPS, bind=_BIND, fixed=_FIXED)
     def get_value(
-        self, features: Tensor, blueprint_indices: Tensor, hidden: Hidden | None = None
+        self, features: Features, blueprint_indices: BlueprintIndices, hidden: HiddenOrNone = None
     ) -> Tensor:
         """Q(s, op) for every op, ``[..., num_ops]``. DEBUG ONLY: never use it for training."""
         _check_hidden_batch("get_value", features, hidden)
         return self.network.get_value(features, blueprint_indices, hidden)
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        masks=P.MASKS,
-        hidden=P.HIDDEN_OR_NONE,
-        returns=P.VALUE,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(returns=P.VALUE, bind=_BIND, fixed=_FIXED)
     def expected_value(
         self,
-        features: Tensor,
-        blueprint_indices: Tensor,
-        masks: Mapping[str, Tensor],
-        hidden: Hidden | None = None,
+        features: Features,
+        blueprint_indices: BlueprintIndices,
+        masks: Masks,
+        hidden: HiddenOrNone = None,
     ) -> Tensor:
         """sum over allowed ops of pi(op | s) Q(s, op): the "expected" bootstrap, ``[...]``."""
         _check_hidden_batch("expected_value", features, hidden)
