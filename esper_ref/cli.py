@@ -332,10 +332,11 @@ def train(**values: Any) -> None:
                 comm=comm,
             )
             tail = trainer.schedule.describe_tail()
-            _echo(
-                f"resuming {ckpt} at update {trainer.update_idx} "
-                f"({trainer.global_step:,} env steps); learning rate {tail}"
-            )
+            if comm.is_main:
+                _echo(
+                    f"resuming {ckpt} at update {trainer.update_idx} "
+                    f"({trainer.global_step:,} env steps); learning rate {tail}"
+                )
         else:
             cfg = TrainConfig.from_dict(given).validate()
             from esper_ref.devices import check_device
@@ -358,6 +359,7 @@ def train(**values: Any) -> None:
         return
     cfg = trainer.config
     folder = trainer.files.folder if trainer.files else Path(".")
+    nproc_flag = f" --nproc {comm.world_size}" if comm.distributed else ""
     _echo(f"run folder: {folder}")
     _echo(
         f"training: {cfg.num_envs} envs x {cfg.num_steps} steps per update, "
@@ -371,7 +373,7 @@ def train(**values: Any) -> None:
     except KeyboardInterrupt:
         _echo(
             f"interrupted at update {trainer.update_idx}; the last checkpoint is in {folder} "
-            f"(--resume {folder} continues from it)"
+            f"(--resume {folder}{nproc_flag} continues from it)"
         )
         raise typer.Exit(130) from None
     except OSError as exc:
@@ -492,7 +494,7 @@ def _lost_ranks(comm: Any, exc: Exception, folder: Path | None) -> None:
     where = f"; --resume {folder} --nproc {comm.world_size} continues from the last checkpoint"
     _fail(
         f"rank {comm.rank}: lost contact with the other ranks ({first[:200]}): another rank "
-        f"failed or stopped responding (its error comes first){where if folder else ''}"
+        f"failed or stopped responding{where if folder else ''}"
     )
 
 

@@ -261,6 +261,7 @@ def launch(nproc: int, worker_argv: Sequence[str], timeout_s: float = DEFAULT_TI
     """Run ``python -m esper_ref <worker_argv>`` on ``nproc`` ranks of this machine, as
     ``torchrun --standalone --nproc_per_node nproc`` would; returns the exit status to use.
     One rank failing stops the others (no restarts) and is reported in one line."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -287,4 +288,13 @@ def launch(nproc: int, worker_argv: Sequence[str], timeout_s: float = DEFAULT_TI
             file=sys.stderr,
         )
         return 2
+    except (SignalException, KeyboardInterrupt) as exc:
+        # The launcher stopped the ranks (each saved nothing past its last checkpoint).
+        sig = getattr(exc, "sigval", signal.SIGINT)
+        print(
+            f"interrupted ({signal.Signals(sig).name}); the ranks were stopped; the last "
+            f"checkpoint resumes with --resume RUN_FOLDER --nproc {nproc}",
+            file=sys.stderr,
+        )
+        return 128 + int(sig)
     return 0
