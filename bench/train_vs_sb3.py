@@ -256,11 +256,11 @@ def cached_maskable_ppo(
 
 
 #: The modules whose code decides what a training run computes; a cached esper_ref result is
-#: valid for exactly this code (a change to the CLI, the reports or the docs keeps it).
+#: valid for exactly this code (a change to the CLI, the reports or the docs keeps it). The
+#: config's values are part of the key themselves, so new defaults in config.py keep it too.
 TRAINING_CODE = (
     "buffer.py",
     "bundle.py",
-    "config.py",
     "distributions.py",
     "evaluation.py",
     "network.py",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -227,7 +228,13 @@ def _internal_error(exc: Exception) -> None:
 
 
 def _echo(line: str) -> None:
+    # Flushed: a log file or a pipe gets each line as it happens, not at the end of the run.
     typer.echo(line)
+    sys.stdout.flush()
+
+
+def _quiet(line: str) -> None:
+    """What a rank other than 0 prints: nothing (rank 0 speaks for the job)."""
 
 
 def _config_from_options(
@@ -269,8 +276,6 @@ def train(**values: Any) -> None:
     versions, git commit, command line), metrics.csv, eval.csv, checkpoint.pt, best.pt and
     learning_curve.png.
     """
-    import sys
-
     from esper_ref.config import RESUME_SETTABLE
     from esper_ref.run_io import RESUME_KEYS, RunFolderError, load_checkpoint, next_run_dir
     from esper_ref.train import Trainer
@@ -292,7 +297,7 @@ def train(**values: Any) -> None:
         raise typer.Exit(launched)
     try:
         comm = _join_ranks(values, config_file, resume, dist_timeout)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
         return
     try:
@@ -316,7 +321,7 @@ def train(**values: Any) -> None:
                 {k: v for k, v in given.items() if k == "total_steps"}, base=saved
             )
             if done >= target.num_updates:
-                _echo(
+                (_echo if comm.is_main else _quiet)(
                     f"{ckpt}: the run already finished (update {done} of {saved.num_updates}, "
                     f"{int(state['counters']['global_step']):,} env steps); to train on, pass a "
                     "larger --total-steps with --extend constant or --extend reanneal"
@@ -347,6 +352,7 @@ def train(**values: Any) -> None:
                 folder = _main_claims_folder(comm, out_dir, overwrite, runs_dir, name)
                 trainer = Trainer(cfg, out_dir=folder, overwrite=True, command=command, comm=comm)
             elif out_dir is None:
+                # next_run_dir has claimed a new folder for this run: it is ours to fill.
                 folder = next_run_dir(runs_dir, name)
                 trainer = Trainer(cfg, out_dir=folder, overwrite=True, command=command)
             else:
@@ -367,14 +373,36 @@ def train(**values: Any) -> None:
         f"seed {cfg.seed}, device {cfg.device}"
         + (f", {comm.world_size} ranks ({trainer.num_envs} envs each)" if comm.distributed else "")
     )
+    from esper_ref.report import Progress
+
+    # A bar on a terminal (or with --progress); plain flushed lines otherwise, --no-progress too.
+    show = Progress(
+        cfg.num_updates * cfg.batch_size,
+        trainer.global_step,
+        cfg.num_updates,
+        bar=progress is True or (progress is None and sys.stdout.isatty()),
+        log_every=cfg.log_every,
+        echo=_echo,
+    )
+
+    def on_update(row: dict[str, float]) -> None:
+        show.update(row, trainer.recent_return(), trainer.last_eval_text())
+
     try:
-        result = trainer.train(progress=progress, echo=_echo)
+        try:
+            result = trainer.train(on_update=on_update)
+        finally:
+            show.close()
         summary = trainer.summary()
     except KeyboardInterrupt:
-        _echo(
-            f"interrupted at update {trainer.update_idx}; the last checkpoint is in {folder} "
-            f"(--resume {folder}{nproc_flag} continues from it)"
-        )
+        ckpt = folder / "checkpoint.pt"
+        if ckpt.is_file():
+            _echo(
+                f"interrupted at update {trainer.update_idx}; --resume {folder}{nproc_flag} "
+                "continues from its last checkpoint"
+            )
+        else:
+            _echo(f"interrupted at update {trainer.update_idx}, before the first checkpoint")
         raise typer.Exit(130) from None
     except OSError as exc:
         _fail(f"cannot write the run's files in {folder}: {exc.strerror or exc}")

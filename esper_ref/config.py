@@ -76,7 +76,7 @@ class TrainConfig:
     obs_norm: bool = True
     """Normalise observations by their running mean and variance."""
     # PPO
-    learning_rate: float = 1e-3
+    learning_rate: float = 1.5e-3
     """Adam's learning rate at the first update. With ``update_epochs`` x ``num_minibatches``
     it sets how far one update moves the policy: 2.5e-3 with 8 x 8 steps overshot the KL
     target in 90% of updates (``bench/kl_stop.py``)."""

@@ -279,3 +279,30 @@ def test_failures_during_training_are_one_line(
     monkeypatch.setenv("ESPER_REF_DEBUG", "1")
     res = runner.invoke(app, ["train", *TINY, "--out-dir", str(tmp_path / "c")])
     assert isinstance(res.exception, RuntimeError)
+
+
+def test_ctrl_c_in_a_real_process_ends_cleanly_and_resumes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "esper_ref", "train", *TINY, "--total-steps", "20000"]
+    args += ["--checkpoint-every", "1", "--out-dir", str(out), "--no-progress"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # the log lines arrive as they happen (flushed), not at the end
+        lines.append(line)
+        if line.startswith("update 3/"):
+            break
+    assert lines[-1].startswith("update 3/"), "".join(lines)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    text = "".join(lines) + rest
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text
+    assert f"--resume {out} continues" in text
+    res = runner.invoke(app, ["train", "--resume", str(out), "--total-steps", "600"])
+    assert res.exit_code == 0, res.output
+    assert [r["update"] for r in rows(out / "metrics.csv")] == ["1", "2", "3", "4", "5", "6"]
