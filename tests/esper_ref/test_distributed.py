@@ -103,6 +103,18 @@ def test_launcher_helpers() -> None:
     assert describe_exit(-9) == "killed by SIGKILL" and describe_exit(2) == "exit code 2"
 
 
+def test_nproc_is_checked_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--nproc", "0", "--out-dir", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "--nproc: expected a number of processes >= 1" in res.output
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    res = runner.invoke(app, ["train", "--nproc", "2", "--out-dir", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "under torchrun leave it out" in res.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_single_process_checkpoint_says_world_size_one(tmp_path: Path) -> None:
     Trainer(_tiny(total_steps=4 * 30), out_dir=tmp_path).train()
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)

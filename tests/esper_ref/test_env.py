@@ -372,6 +372,7 @@ def test_throughput_sanity() -> None:
     assert rate > 5_000, rate
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu_shapes_and_runs() -> None:
     env = SlotLifecycleVecEnv(num_envs=64, seed=0, device="cuda")
