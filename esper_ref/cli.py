@@ -495,7 +495,7 @@ def _train_quietly(trainer: Any) -> None:
     """A rank other than 0: train in step with the others; rank 0 prints and writes."""
     comm = trainer.comm
     try:
-        trainer.train(progress=False)
+        trainer.train()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except Exception as exc:
