@@ -22,6 +22,11 @@ the env's behaviour, esper_ref by its config and the source of the modules that 
 computes. Retuning esper_ref never reruns MaskablePPO; ``--no-cache`` reruns everything. Wall
 times are those of the run that filled the cache (on a shared machine, note its load).
 
+Wall time to target: cached runs may have been timed under very different machine loads, so
+the ratio on the last line is each learner's steps to target divided by its throughput, both
+throughputs measured side by side at the end of the run (``--speed-steps`` steps each, in
+alternation); the ratio of the runs' own wall times is printed beside it.
+
 Last line: ``steps_ratio_vs_maskableppo: X wall_ratio_vs_maskableppo: Y
 return_gap_vs_maskableppo: Z ablation_return_gap: W`` with ratios ours/theirs (below 1 = we
 are faster) and the gaps = esper_ref's final return minus the other's (return units).
@@ -122,11 +127,54 @@ def run_esper(name: str, cfg: TrainConfig, target: float, window: int, eval_eps:
     return run
 
 
+def _maskable_ppo(venv: Any, seed: int, args: Any) -> Any:
+    from sb3_contrib import MaskablePPO
+
+    return MaskablePPO(
+        "MlpPolicy",
+        venv,
+        n_steps=args.sb3_n_steps,
+        batch_size=args.sb3_batch_size,
+        n_epochs=args.sb3_epochs,
+        learning_rate=args.sb3_lr,
+        ent_coef=args.sb3_ent_coef,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+
+
+def throughput(cfg: TrainConfig, steps: int, args: Any) -> tuple[float, float]:
+    """Env steps per second of esper_ref's training and of MaskablePPO's, each over ``steps``
+    steps from a fresh start, timed in alternation (twice each, the mean kept), so that both
+    see the same machine load. Cached runs may have been timed under very different loads; a
+    wall time to target is their steps to target over these rates."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from esper_ref.env.gym_env import SlotLifecycleGymEnv
+
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(2):
+        trainer = Trainer(dataclasses.replace(cfg, total_steps=steps))
+        t0 = time.perf_counter()
+        trainer.train()
+        ours.append(trainer.global_step / (time.perf_counter() - t0))
+        venv = make_vec_env(
+            SlotLifecycleGymEnv, n_envs=cfg.num_envs, seed=cfg.seed, vec_env_cls=DummyVecEnv
+        )
+        model = _maskable_ppo(venv, cfg.seed, args)
+        t0 = time.perf_counter()
+        model.learn(total_timesteps=steps)
+        theirs.append(model.num_timesteps / (time.perf_counter() - t0))
+    return float(np.mean(ours)), float(np.mean(theirs))
+
+
 def run_maskable_ppo(
     num_envs: int, budget: int, seed: int, target: float, window: int, eval_eps: int, args: Any
 ) -> Run:
     # Imported here only: sb3-contrib is a benchmark-only dependency.
-    from sb3_contrib import MaskablePPO
     from sb3_contrib.common.maskable.utils import get_action_masks
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -146,18 +194,7 @@ def run_maskable_ppo(
                 tracker.add(rets, self.num_timesteps)
             return True
 
-    model = MaskablePPO(
-        "MlpPolicy",
-        venv,
-        n_steps=args.sb3_n_steps,
-        batch_size=args.sb3_batch_size,
-        n_epochs=args.sb3_epochs,
-        learning_rate=args.sb3_lr,
-        ent_coef=args.sb3_ent_coef,
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
+    model = _maskable_ppo(venv, seed, args)
     model.learn(total_timesteps=budget, callback=Track())
     run.wall = time.perf_counter() - t0
     run.total_steps = int(model.num_timesteps)
@@ -334,6 +371,12 @@ def main() -> None:
         "--seeds", type=int, nargs="+", default=[0], help="seeds to run (e.g. --seeds 0 1 2 3)"
     )
     p.add_argument("--window", type=int, default=100, help="episodes in the rolling mean")
+    p.add_argument(
+        "--speed-steps",
+        type=int,
+        default=20_000,
+        help="env steps of each learner in the side-by-side throughput measurement",
+    )
     p.add_argument("--eval-episodes", type=int, default=256)
     p.add_argument("--skip-ablation", action="store_true")
     p.add_argument(
@@ -414,7 +457,19 @@ def main() -> None:
         return
     print(summary("maskable_ppo", theirs))
     steps_ratio = sum(map(_steps, ours)) / sum(map(_steps, theirs))
-    wall_ratio = sum(map(_wall, ours)) / sum(map(_wall, theirs))
+    measured_wall = sum(map(_wall, ours)) / sum(map(_wall, theirs))
+    base = TrainConfig(num_envs=args.num_envs, seed=args.seeds[0], **overrides)
+    ours_sps, theirs_sps = throughput(base, args.speed_steps, args)
+    wall_ratio = (sum(map(_steps, ours)) / ours_sps) / (sum(map(_steps, theirs)) / theirs_sps)
+    print(
+        f"throughput side by side ({args.speed_steps:,} steps each, alternating): esper_ref "
+        f"{ours_sps:,.0f} steps/s, maskable_ppo {theirs_sps:,.0f} steps/s "
+        f"({ours_sps / theirs_sps:.2f}x)"
+    )
+    print(
+        f"wall time to target: {measured_wall:.3f} as the runs measured it (each under its own "
+        f"machine load), {wall_ratio:.3f} as steps to target over the side-by-side rates"
+    )
     if any(r.steps_to_target is None for r in theirs) and all(
         r.steps_to_target is not None for r in ours
     ):
