@@ -292,6 +292,8 @@ def train(**values: Any) -> None:
     nproc: int | None = values.pop("nproc")
     dist_timeout: float = values.pop("dist_timeout")
     command = [Path(sys.argv[0]).name, *sys.argv[1:]]
+    if not dist_timeout > 0:
+        _fail(f"--dist-timeout: expected seconds > 0, got {dist_timeout}")
     launched = _launch_ranks(nproc, dist_timeout)
     if launched is not None:
         raise typer.Exit(launched)

@@ -109,6 +109,8 @@ def test_nproc_is_checked_before_anything_starts(
     runner = CliRunner()
     res = runner.invoke(app, ["train", "--nproc", "0", "--out-dir", str(tmp_path / "a")])
     assert res.exit_code == 2 and "--nproc: expected a number of processes >= 1" in res.output
+    res = runner.invoke(app, ["train", "--dist-timeout", "0", "--out-dir", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "--dist-timeout: expected seconds > 0, got 0.0" in res.output
     monkeypatch.setenv("WORLD_SIZE", "2")
     res = runner.invoke(app, ["train", "--nproc", "2", "--out-dir", str(tmp_path / "b")])
     assert res.exit_code == 2 and "under torchrun leave it out" in res.output
