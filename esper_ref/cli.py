@@ -393,6 +393,7 @@ def train(**values: Any) -> None:
     try:
         try:
             result = trainer.train(on_update=on_update)
+            comm.close(wait=True)  # the other ranks are done; the summary is rank 0's alone
         finally:
             show.close()
         summary = trainer.summary()
@@ -498,6 +499,7 @@ def _train_quietly(trainer: Any) -> None:
     comm = trainer.comm
     try:
         trainer.train()
+        comm.close(wait=True)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except Exception as exc:

@@ -114,11 +114,16 @@ class Comm:
         )
         return cls(rank=rank, world_size=world, local_rank=local, device=comm_device)
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
+        """Leave the job. ``wait``: first wait until every rank got here (the normal end), so
+        no rank tears its connections down while another still uses them (gloo aborts a
+        process whose peer vanished mid-operation)."""
         if self.distributed:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                if wait:
+                    dist.barrier()
                 dist.destroy_process_group()
 
     # -- collectives (the identity on one process) ---------------------------------------

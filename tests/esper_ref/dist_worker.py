@@ -48,7 +48,7 @@ def update(data_path: str, out_path: str) -> None:
         rms.update(chunk, comm)
     if comm.is_main:
         torch.save({"cases": results, "rms": rms.state_dict()}, out_path)
-    comm.close()
+    comm.close(wait=True)
 
 
 def _save_final(trainer: Trainer, folder: Path) -> None:
@@ -72,7 +72,7 @@ def train(folder: str, config_json: str, split: str) -> None:
     trainer.save_checkpoint(Path(folder) / "split.pt")
     trainer.train()
     _save_final(trainer, Path(folder))
-    comm.close()
+    comm.close(wait=True)
 
 
 def resume(folder: str, checkpoint: str) -> None:
@@ -81,7 +81,7 @@ def resume(folder: str, checkpoint: str) -> None:
     trainer = Trainer.resume(checkpoint, out_dir=folder, comm=comm)
     trainer.train()
     _save_final(trainer, Path(folder))
-    comm.close()
+    comm.close(wait=True)
 
 
 if __name__ == "__main__":
