@@ -306,3 +306,16 @@ def test_ctrl_c_in_a_real_process_ends_cleanly_and_resumes(tmp_path: Path) -> No
     res = runner.invoke(app, ["train", "--resume", str(out), "--total-steps", "600"])
     assert res.exit_code == 0, res.output
     assert [r["update"] for r in rows(out / "metrics.csv")] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_the_cli_and_its_help_load_no_torch() -> None:
+    """``esper-ref --help`` / ``train --help`` build every option without importing torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from typer.testing import CliRunner; from esper_ref.cli import app; "
+        "r = CliRunner().invoke(app, ['train', '--help']); "
+        "sys.exit(2 if r.exit_code else int('torch' in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
