@@ -1,4 +1,4 @@
-"""Policy latency on CPU with one thread, at the original sizes (obs 114, feature 512, LSTM 512).
+"""Policy latency at the original sizes (obs 114, feature 512, LSTM 512), one CPU thread or a GPU.
 
 Times ``LSTMPolicyBundle.get_action`` (no grad) at batch 1, 32 and 128, and
 ``evaluate_actions`` + backward over 32 envs x 25 steps. Side by side, in the same run, it
@@ -6,7 +6,10 @@ times a rebuild of the original design (one nn.LSTM call per step with seq lengt
 separate head MLPs, a ``torch.distributions.Categorical`` per head) in alternating warm blocks
 and prints the ratios.
 
-    python bench/policy_latency.py [--reps N]
+    python bench/policy_latency.py [--reps N] [--device cuda]
+
+``--device cuda`` times the same calls on a GPU (each timed call ends with
+``torch.cuda.synchronize()``, so the time includes the kernels, not only their launch).
 
 The last line reads ``get_action_ms: b1=X b32=Y b128=Z evaluate_backward_ms: W``.
 """
@@ -24,6 +27,7 @@ from torch.distributions import Categorical
 
 from contracts.phase4 import HEAD_NAMES, NUM_BLUEPRINTS, NUM_OPS, head_sizes, obs_dim
 from esper_ref.bundle import LSTMPolicyBundle
+from esper_ref.devices import check_device
 
 NUM_SLOTS = 3
 OBS = obs_dim(NUM_SLOTS)
@@ -106,19 +110,35 @@ class OriginalStylePolicy(nn.Module):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = parser.parse_args()
+    try:
+        dev = check_device(args.device)
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
 
-    bundle = LSTMPolicyBundle(state_dim=OBS, num_slots=NUM_SLOTS)
-    original = OriginalStylePolicy()
+    def synced(fn: Callable[[], object]) -> Callable[[], object]:
+        if dev.type != "cuda":
+            return fn
+
+        def call() -> object:
+            out = fn()
+            torch.cuda.synchronize(dev)
+            return out
+
+        return call
+
+    bundle = LSTMPolicyBundle(state_dim=OBS, num_slots=NUM_SLOTS, device=dev)
+    original = OriginalStylePolicy().to(dev)
     ours: dict[int, float] = {}
     theirs: dict[int, float] = {}
     for batch in (1, 32, 128):
-        x = torch.randn(batch, OBS, generator=gen)
-        idx = torch.randint(-1, NUM_BLUEPRINTS, (batch, NUM_SLOTS), generator=gen)
-        masks = random_masks((batch,), gen)
+        x = torch.randn(batch, OBS, generator=gen).to(dev)
+        idx = torch.randint(-1, NUM_BLUEPRINTS, (batch, NUM_SLOTS), generator=gen).to(dev)
+        masks = {k: m.to(dev) for k, m in random_masks((batch,), gen).items()}
         hidden = bundle.initial_hidden(batch)
         reps = args.reps if batch < 128 else max(args.reps // 4, 20)
 
@@ -128,18 +148,18 @@ def main() -> None:
         def run_theirs(x=x, idx=idx, masks=masks, hidden=hidden) -> object:
             return original.get_action(x, idx, masks, hidden)
 
-        ours[batch], theirs[batch] = paired_median_ms(run_ours, run_theirs, reps)
+        ours[batch], theirs[batch] = paired_median_ms(synced(run_ours), synced(run_theirs), reps)
         print(
             f"get_action b{batch}: esper_ref {ours[batch]:.3f} ms, original-style "
             f"{theirs[batch]:.3f} ms, speedup {theirs[batch] / ours[batch]:.1f}x"
         )
 
     envs, steps = 32, 25
-    states = torch.randn(envs, steps, OBS, generator=gen)
-    idx = torch.randint(-1, NUM_BLUEPRINTS, (envs, steps, NUM_SLOTS), generator=gen)
-    masks = random_masks((envs, steps), gen)
+    states = torch.randn(envs, steps, OBS, generator=gen).to(dev)
+    idx = torch.randint(-1, NUM_BLUEPRINTS, (envs, steps, NUM_SLOTS), generator=gen).to(dev)
+    masks = {k: m.to(dev) for k, m in random_masks((envs, steps), gen).items()}
     actions = {
-        name: torch.zeros(envs, steps, dtype=torch.long) for name in HEAD_NAMES
+        name: torch.zeros(envs, steps, dtype=torch.long, device=dev) for name in HEAD_NAMES
     }  # action 0 is always allowed by random_masks
     hidden = bundle.initial_hidden(envs)
 
@@ -150,7 +170,7 @@ def main() -> None:
         bundle.network.zero_grad(set_to_none=True)
         loss.backward()
 
-    evaluate_ms = median_ms(update, max(args.reps // 10, 10), warmup=3)
+    evaluate_ms = median_ms(synced(update), max(args.reps // 10, 10), warmup=3)
     print(f"evaluate_actions+backward {envs}x{steps}: {evaluate_ms:.2f} ms")
     print(
         f"get_action_ms: b1={ours[1]:.3f} b32={ours[32]:.3f} b128={ours[128]:.3f} "

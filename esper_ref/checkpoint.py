@@ -1,9 +1,14 @@
 """Checkpoints of a training run: what they hold, and resuming from one.
 
 A checkpoint holds the network, the optimiser, the observation normaliser, the learning-rate
-schedule, the counters, the evaluation history, every RNG state (torch, numpy, python, the env's)
-and the in-flight rollout (observation and LSTM state), so a resumed run continues bit for bit
-on the same device. Files are written by ``run_io``; this module decides what goes in them.
+schedule, the counters, the evaluation history, every RNG state (torch, CUDA, numpy, python, the
+env's) and the in-flight rollout (observation and LSTM state), so a resumed run continues bit for
+bit on the same device. Files are written by ``run_io``; this module decides what goes in them.
+
+A run on several ranks (``esper_ref/distributed.py``) shares everything but the per-rank part
+(``rank_state``: RNGs, envs, rollout); its checkpoint holds every rank's under ``ranks`` with the
+``world_size``, and resumes on that world size only (rank 0's part is also at the top level, so
+tools that read one rank's state read it as before).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 
 from esper_ref import __version__
 from esper_ref.config import RESUME_SETTABLE, TrainConfig
+from esper_ref.distributed import Comm
 from esper_ref.evaluation import EvalPoint
 from esper_ref.run_io import (
     CHECKPOINT_FORMAT,
@@ -43,8 +49,43 @@ if TYPE_CHECKING:
     from esper_ref.train import Trainer
 
 
+def rank_state(t: Trainer) -> dict[str, Any]:
+    """What differs between ranks: the RNGs, the envs and the in-flight rollout."""
+    rng: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": numpy_rng_state(),
+        "python": random.getstate(),
+    }
+    if t.device.type == "cuda":  # sampling on a GPU draws from its own generator
+        rng["cuda"] = torch.cuda.get_rng_state(t.device)
+    return {
+        "rng": rng,
+        "env": to_safe(_on_cpu(t.env.state_dict())),
+        "rollout": _on_cpu(
+            {
+                "features": t.obs.features,
+                "blueprint_indices": t.obs.blueprint_indices,
+                "masks": dict(t.obs.masks),
+                "hidden": t.hidden,
+            }
+        ),
+    }
+
+
+def _on_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
+
+
 def trainer_state(t: Trainer) -> dict[str, Any]:
-    """Everything a resumed run needs to continue bit for bit."""
+    """Everything a resumed run needs to continue bit for bit (with several ranks, a
+    collective: every rank's ``rank_state`` is gathered)."""
+    ranks = t.comm.gather(rank_state(t))
     return {
         "format": CHECKPOINT_FORMAT,
         "version": __version__,
@@ -64,18 +105,9 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
         },
         "evals": [[e.update, e.global_step, e.ci.mean, e.ci.half_width, e.ci.n] for e in t.evals],
         "episodes": {"returns": list(t.episode_returns), "steps": list(t.episode_steps)},
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "numpy": numpy_rng_state(),
-            "python": random.getstate(),
-        },
-        "env": to_safe(t.env.state_dict()),
-        "rollout": {
-            "features": t.obs.features,
-            "blueprint_indices": t.obs.blueprint_indices,
-            "masks": dict(t.obs.masks),
-            "hidden": t.hidden,
-        },
+        **ranks[0],
+        "world_size": t.comm.world_size,
+        "ranks": ranks if t.comm.distributed else None,
     }
 
 
@@ -87,9 +119,11 @@ def resume_trainer(
     extend: ExtendMode | None = None,
     overwrite: bool = False,
     command: Sequence[str] | None = None,
+    comm: Comm | None = None,
 ) -> Trainer:
     """Rebuild the run saved at ``path`` (a checkpoint, or a run folder for its
-    ``checkpoint.pt``); training continues bit for bit on the same device.
+    ``checkpoint.pt``); training continues bit for bit on the same device and world size
+    (``comm``: this rank of the job; every rank calls this, rank 0 alone writes).
 
     ``overrides`` may change the fields in ``config.RESUME_SETTABLE`` only. A
     ``total_steps`` past the saved schedule needs ``extend`` (see ``LRSchedule.extend``).
@@ -100,6 +134,15 @@ def resume_trainer(
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     state = load_checkpoint(path, need=RESUME_KEYS)
+    comm = comm if comm is not None else Comm()
+    saved_world = int(state.get("world_size", 1))
+    if saved_world != comm.world_size:
+        raise ValueError(
+            f"{path}: saved by a run on {saved_world} rank(s), resumed on {comm.world_size}; "
+            "each rank continues its own envs and random streams, so resume it on "
+            f"{saved_world} (esper-ref train --nproc {saved_world}, or torchrun "
+            f"--nproc_per_node {saved_world} -m esper_ref train)"
+        )
     overrides = dict(overrides or {})
     fixed = sorted(set(overrides) - RESUME_SETTABLE)
     if fixed:
@@ -136,9 +179,12 @@ def resume_trainer(
             f"resuming {path.name} into its own folder would replace the run's later "
             f"{CHECKPOINT_NAME}; pass --out-dir for a new folder"
         )
-    trainer = cls(cfg)
+    trainer = cls(cfg, comm=comm)
     trainer.schedule = schedule
     restore(trainer, state, path)
+    trainer.run_folder = dest
+    if not comm.is_main:
+        return trainer
     if same:
         trainer.files = RunFiles(src)
         trainer.files.keep_until(done)
@@ -183,17 +229,21 @@ def restore(t: Trainer, state: dict[str, Any], path: Path) -> None:
         ]
         t.episode_returns = [float(x) for x in state["episodes"]["returns"]]
         t.episode_steps = [int(x) for x in state["episodes"]["steps"]]
-        t.env.load_state_dict(from_safe(state["env"]))
-        r = state["rollout"]
+        own = state["ranks"][t.comm.rank] if t.comm.distributed else state
+        t.env.load_state_dict(from_safe(own["env"]))
+        r = own["rollout"]
         t.obs = type(t.obs)(
             features=r["features"].to(t.device),
             blueprint_indices=r["blueprint_indices"].to(t.device),
             masks={h: m.to(t.device) for h, m in r["masks"].items()},
         )
         t.hidden = (r["hidden"][0].to(t.device), r["hidden"][1].to(t.device))
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(np_state_from_safe(state["rng"]["numpy"]))
-        random.setstate(to_tuple(state["rng"]["python"]))
+        rng = own["rng"]
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and t.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], t.device)
+        np.random.set_state(np_state_from_safe(rng["numpy"]))
+        random.setstate(to_tuple(rng["python"]))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
         raise ValueError(
             f"{path}: checkpoint cannot be resumed ({type(exc).__name__}: {exc})"

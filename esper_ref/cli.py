@@ -170,6 +170,33 @@ _TRAIN_OPTIONS: list[inspect.Parameter] = [
         annotation=bool,
     ),
     inspect.Parameter(
+        "nproc",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(
+            None,
+            "--nproc",
+            metavar="N",
+            help="Train on N processes of this machine (data-parallel, torch.distributed): "
+            "starts torchrun's launcher itself. num_envs is the global count, split over the N "
+            "ranks. For several machines run torchrun -m esper_ref train on each instead.",
+            rich_help_panel="Distributed",
+        ),
+        annotation=int | None,
+    ),
+    inspect.Parameter(
+        "dist_timeout",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(
+            300.0,
+            "--dist-timeout",
+            metavar="SECONDS",
+            help="With several ranks: how long one waits for the others before the job fails "
+            "(a rank that died or hangs ends the run instead of blocking it).",
+            rich_help_panel="Distributed",
+        ),
+        annotation=float,
+    ),
+    inspect.Parameter(
         "progress",
         inspect.Parameter.KEYWORD_ONLY,
         default=typer.Option(
@@ -233,6 +260,10 @@ def _echo(line: str) -> None:
     sys.stdout.flush()
 
 
+def _quiet(line: str) -> None:
+    """What a rank other than 0 prints: nothing (rank 0 speaks for the job)."""
+
+
 def _config_from_options(
     values: dict[str, Any], config_file: Path | None, no_blueprints: bool
 ) -> dict[str, Any]:
@@ -285,7 +316,19 @@ def train(**values: Any) -> None:
     extend: str | None = values.pop("extend")
     no_blueprints: bool = values.pop("no_blueprints")
     progress: bool | None = values.pop("progress")
+    nproc: int | None = values.pop("nproc")
+    dist_timeout: float = values.pop("dist_timeout")
     command = [Path(sys.argv[0]).name, *sys.argv[1:]]
+    if not dist_timeout > 0:
+        _fail(f"--dist-timeout: expected seconds > 0, got {dist_timeout}")
+    launched = _launch_ranks(nproc, dist_timeout)
+    if launched is not None:
+        raise typer.Exit(launched)
+    try:
+        comm = _join_ranks(values, config_file, resume, dist_timeout)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
     try:
         if extend is not None and extend not in ("constant", "reanneal"):
             raise ValueError(f"--extend: expected constant or reanneal, got {extend!r}")
@@ -307,7 +350,7 @@ def train(**values: Any) -> None:
                 {k: v for k, v in given.items() if k == "total_steps"}, base=saved
             )
             if done >= target.num_updates:
-                _echo(
+                (_echo if comm.is_main else _quiet)(
                     f"{ckpt}: the run already finished (update {done} of {saved.num_updates}, "
                     f"{int(state['counters']['global_step']):,} env steps); to train on, pass a "
                     "larger --total-steps with --extend constant or --extend reanneal"
@@ -320,33 +363,44 @@ def train(**values: Any) -> None:
                 extend=extend,  # type: ignore[arg-type]
                 overwrite=overwrite,
                 command=command,
+                comm=comm,
             )
             tail = trainer.schedule.describe_tail()
-            _echo(
-                f"resuming {ckpt} at update {trainer.update_idx} "
-                f"({trainer.global_step:,} env steps); learning rate {tail}"
-            )
+            if comm.is_main:
+                _echo(
+                    f"resuming {ckpt} at update {trainer.update_idx} "
+                    f"({trainer.global_step:,} env steps); learning rate {tail}"
+                )
         else:
             cfg = TrainConfig.from_dict(given).validate()
             from esper_ref.devices import check_device
 
             check_device(cfg.device)  # before a folder is created for a run that cannot start
-            if out_dir is None:
+            comm.local_count(cfg.num_envs)
+            if comm.distributed:
+                folder = _main_claims_folder(comm, out_dir, overwrite, runs_dir, name)
+                trainer = Trainer(cfg, out_dir=folder, overwrite=True, command=command, comm=comm)
+            elif out_dir is None:
                 # next_run_dir has claimed a new folder for this run: it is ours to fill.
                 folder = next_run_dir(runs_dir, name)
                 trainer = Trainer(cfg, out_dir=folder, overwrite=True, command=command)
             else:
                 trainer = Trainer(cfg, out_dir=out_dir, overwrite=overwrite, command=command)
     except (ValueError, FileNotFoundError, RunFolderError) as exc:
-        _fail(str(exc))
+        _fail(_on_rank(comm, str(exc)))
+        return
+    if not comm.is_main:
+        _train_quietly(trainer)
         return
     cfg = trainer.config
     folder = trainer.files.folder if trainer.files else Path(".")
+    nproc_flag = f" --nproc {comm.world_size}" if comm.distributed else ""
     _echo(f"run folder: {folder}")
     _echo(
         f"training: {cfg.num_envs} envs x {cfg.num_steps} steps per update, "
         f"{cfg.num_updates} updates ({cfg.num_updates * cfg.batch_size:,} env steps), "
         f"seed {cfg.seed}, device {cfg.device}"
+        + (f", {comm.world_size} ranks ({trainer.num_envs} envs each)" if comm.distributed else "")
     )
     from esper_ref.report import Progress
 
@@ -366,6 +420,7 @@ def train(**values: Any) -> None:
     try:
         try:
             result = trainer.train(on_update=on_update)
+            comm.close(wait=True)  # the other ranks are done; the summary is rank 0's alone
         finally:
             show.close()
         summary = trainer.summary()
@@ -373,8 +428,8 @@ def train(**values: Any) -> None:
         ckpt = folder / "checkpoint.pt"
         if ckpt.is_file():
             _echo(
-                f"interrupted at update {trainer.update_idx}; --resume {folder} continues from "
-                "its last checkpoint"
+                f"interrupted at update {trainer.update_idx}; --resume {folder}{nproc_flag} "
+                "continues from its last checkpoint"
             )
         else:
             _echo(f"interrupted at update {trainer.update_idx}, before the first checkpoint")
@@ -383,8 +438,11 @@ def train(**values: Any) -> None:
         _fail(f"cannot write the run's files in {folder}: {exc.strerror or exc}")
         return
     except Exception as exc:  # one line for the user; the traceback with ESPER_REF_DEBUG=1
+        _lost_ranks(comm, exc, folder)
         _internal_error(exc)
         return
+    finally:
+        comm.close()
     _echo(
         f"done: {result.global_step:,} env steps, {result.updates} updates, "
         f"{result.wall_time:.1f} s ({result.global_step / max(result.wall_time, 1e-9):,.0f} "
@@ -394,6 +452,109 @@ def train(**values: Any) -> None:
         _echo(line)
     written = [p.name for p in sorted(folder.iterdir()) if p.is_file()]
     _echo(f"files in {folder}: {', '.join(written)}")
+
+
+def _launch_ranks(nproc: int | None, timeout_s: float) -> int | None:
+    """With ``--nproc N`` > 1 outside torchrun: run this command on N ranks and return
+    the exit status; ``None`` = train in this process."""
+    import os
+    import sys
+
+    if nproc is None:
+        return None
+    if nproc < 1:
+        _fail(f"--nproc: expected a number of processes >= 1, got {nproc}")
+    if "WORLD_SIZE" in os.environ:
+        _fail(
+            "--nproc starts the ranks itself; under torchrun leave it out "
+            "(torchrun's --nproc_per_node sets the number)"
+        )
+    if nproc == 1:
+        return None
+    from esper_ref.distributed import launch, strip_option
+
+    return launch(nproc, strip_option(sys.argv[1:], "--nproc"), timeout_s)
+
+
+def _join_ranks(
+    values: dict[str, Any], config_file: Path | None, resume: Path | None, timeout_s: float
+) -> Any:
+    """This process's ``Comm`` (under torchrun, joined to the others on the run's device)."""
+    import os
+
+    from esper_ref.distributed import Comm
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Comm()
+    device = values.get("device")
+    if device is None and resume is not None:
+        from esper_ref.run_io import load_checkpoint
+
+        ckpt = resume / "checkpoint.pt" if resume.is_dir() else resume
+        device = load_checkpoint(ckpt)["config"].get("device")
+    if device is None and config_file is not None:
+        device = TrainConfig.from_toml(config_file).device
+    return Comm.from_environment(str(device or TrainConfig().device), timeout_s)
+
+
+def _on_rank(comm: Any, message: str) -> str:
+    return f"rank {comm.rank}: {message}" if comm.distributed else message
+
+
+def _main_claims_folder(
+    comm: Any, out_dir: Path | None, overwrite: bool, runs_dir: Path, name: str
+) -> Path:
+    """Rank 0 claims the run folder; every rank gets it (or rank 0's reason it cannot)."""
+    from esper_ref.run_io import RunFolderError, claim_out_dir, next_run_dir
+
+    def claim() -> tuple[Path | None, str | None]:
+        try:
+            if out_dir is None:
+                return next_run_dir(runs_dir, name), None
+            return claim_out_dir(out_dir, overwrite), None
+        except RunFolderError as exc:
+            return None, str(exc)
+
+    folder, error = comm.from_main(claim)
+    if folder is None:
+        raise RunFolderError(error or "rank 0 could not claim the run folder")
+    return Path(folder)
+
+
+def _train_quietly(trainer: Any) -> None:
+    """A rank other than 0: train in step with the others; rank 0 prints and writes."""
+    comm = trainer.comm
+    try:
+        trainer.train()
+        comm.close(wait=True)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        _lost_ranks(comm, exc, trainer.run_folder)
+        _internal_error(exc)
+    finally:
+        comm.close()
+
+
+def _lost_ranks(comm: Any, exc: Exception, folder: Path | None) -> None:
+    """A collective that failed (another rank died, hung past --dist-timeout, or the
+    network went) ends this rank with one line saying so."""
+    import torch.distributed as dist
+
+    if not comm.distributed:
+        return
+    text = str(exc).strip()
+    lost = isinstance(exc, dist.DistError) or any(
+        k in text for k in ("gloo", "Gloo", "NCCL", "nccl", "Connection closed", "Timed out")
+    )
+    if not lost:
+        return
+    first = text.splitlines()[0] if text else type(exc).__name__
+    where = f"; --resume {folder} --nproc {comm.world_size} continues from the last checkpoint"
+    _fail(
+        f"rank {comm.rank}: lost contact with the other ranks ({first[:200]}): another rank "
+        f"failed or stopped responding{where if folder else ''}"
+    )
 
 
 train.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

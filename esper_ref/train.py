@@ -35,6 +35,7 @@ from esper_ref.buffer import TamiyoRolloutBuffer
 from esper_ref.checkpoint import resume_trainer, trainer_state
 from esper_ref.config import TrainConfig
 from esper_ref.devices import check_device
+from esper_ref.distributed import Comm, rank_seed
 from esper_ref.evaluation import (
     EVAL_SEED_OFFSET,
     FINAL_SEED_OFFSET,
@@ -47,6 +48,8 @@ from esper_ref.evaluation import (
 from esper_ref.ppo import PPO, UpdateStats
 from esper_ref.report import Progress, describe_return, write_learning_curve
 from esper_ref.run_io import (
+    BEST_NAME,
+    CHECKPOINT_NAME,
     RunFiles,
     claim_out_dir,
     run_metadata,
@@ -68,9 +71,15 @@ class RunningMeanStd:
         self.count = 1e-4
         self.clip = clip
 
-    def update(self, x: Tensor) -> None:
+    def update(self, x: Tensor, comm: Comm | None = None) -> None:
+        """Fold in the rows of ``x`` (of every rank's ``x``, with ``comm``)."""
+        if comm is not None and comm.distributed:
+            self.update_moments(*comm.moments(x))
+            return
         x = x.detach().to(self.mean.dtype)
-        b_mean, b_var, b_count = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        self.update_moments(x.mean(0), x.var(0, unbiased=False), x.shape[0])
+
+    def update_moments(self, b_mean: Tensor, b_var: Tensor, b_count: int) -> None:
         delta = b_mean - self.mean
         tot = self.count + b_count
         self.mean = self.mean + delta * b_count / tot
@@ -159,26 +168,38 @@ class Trainer:
         policy: Any = None,
         overwrite: bool = False,
         command: Sequence[str] | None = None,
+        comm: Comm | None = None,
     ) -> None:
         self.config = config.validate()
         cfg = self.config
         self.device = check_device(cfg.device)  # before anything is built or written
+        # Several ranks (esper_ref/distributed.py): each runs num_envs / world_size envs
+        # seeded by rank; rank 0 alone writes the run's files.
+        self.comm = comm if comm is not None else Comm()
+        self.num_envs = self.comm.local_count(cfg.num_envs)
+        self.run_folder = None if out_dir is None else Path(out_dir)
         self.files: RunFiles | None = None
-        if out_dir is not None:
+        if out_dir is not None and self.comm.is_main:
             self.files = RunFiles(claim_out_dir(Path(out_dir), overwrite))
-            self.files.write_config(cfg.to_dict(), run_metadata(command))
+            self.files.write_config(
+                cfg.to_dict(), {**run_metadata(command), "world_size": self.comm.world_size}
+            )
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
-        seed_everything(cfg.seed)
-        self.env = env if env is not None else make_env(cfg)
+        seed_everything(cfg.seed)  # the same initial weights on every rank
+        env_seed = rank_seed(cfg.seed, self.comm.rank)
+        self.env = env if env is not None else make_env(cfg, self.num_envs, env_seed)
         self.policy = policy if policy is not None else make_policy(cfg, self.env.obs_dim)
-        self.ppo = PPO(self.policy, cfg)
+        self.comm.same_parameters(list(self.policy.parameters()))
+        if self.comm.rank > 0:
+            seed_everything(env_seed)  # each rank samples its own actions
+        self.ppo = PPO(self.policy, cfg, self.comm)
         self.schedule = LRSchedule.for_config(cfg)
         self.obs_rms = RunningMeanStd(self.env.obs_dim, self.device) if cfg.obs_norm else None
-        self.obs = self.env.reset(seed=cfg.seed)
-        self.hidden = self.policy.initial_hidden(cfg.num_envs)
+        self.obs = self.env.reset(seed=env_seed)
+        self.hidden = self.policy.initial_hidden(self.num_envs)
         self.buffer = TamiyoRolloutBuffer(
-            cfg.num_envs,
+            self.num_envs,
             cfg.num_steps,
             self.env.obs_dim,
             cfg.num_slots,
@@ -210,7 +231,7 @@ class Trainer:
         if self.obs_rms is None:
             return raw
         if update:
-            self.obs_rms.update(raw)
+            self.obs_rms.update(raw, self.comm)
         return self.obs_rms.normalize(raw)
 
     def _blueprints(self, idx: Tensor) -> Tensor:
@@ -232,19 +253,21 @@ class Trainer:
     # -- rollout -------------------------------------------------------------------------
 
     @torch.no_grad()
-    def collect_rollout(self) -> list[float]:
+    def collect_rollout(self) -> list[tuple[int, float]]:
+        """Fill the buffer and compute GAE; returns this rank's finished episodes as
+        ``(global_step, return)``."""
         cfg = self.config
         self.buffer.reset()
-        finished: list[float] = []
+        finished: list[tuple[int, float]] = []
         for _ in range(cfg.num_steps):
             obs, hidden = self.obs, self.hidden
             feats = self._features(obs.features, update=True)
             bp = self._blueprints(obs.blueprint_indices)
             act = self.policy.get_action(feats, bp, obs.masks, hidden=hidden)
             next_obs, reward, terminated, truncated, info = self.env.step(act.actions)
-            self.global_step += cfg.num_envs
+            self.global_step += cfg.num_envs  # all ranks' envs: num_envs is the global count
 
-            boot = torch.zeros(cfg.num_envs, device=self.device)
+            boot = torch.zeros(self.num_envs, device=self.device)
             need = truncated & ~terminated
             if bool(need.any()):
                 rows = need.nonzero().squeeze(1)
@@ -276,9 +299,7 @@ class Trainer:
             self.obs = next_obs
             if bool(ended.any()):
                 rets = info["episode_return"][ended].tolist()
-                finished.extend(float(r) for r in rets)
-                self.episode_returns.extend(float(r) for r in rets)
-                self.episode_steps.extend([self.global_step] * len(rets))
+                finished.extend((self.global_step, float(r)) for r in rets)
 
         # The rollout ended, the episodes did not: the last state's value is the same
         # baseline V(s) = sum_op pi(op|s) Q(s, op) that every stored step uses for GAE, not
@@ -296,7 +317,12 @@ class Trainer:
         self.update_idx += 1
         lr = self.schedule.rate(self.update_idx)
         self.ppo.set_learning_rate(lr)
-        finished = self.collect_rollout()
+        # Every rank's episodes, ordered by the step they ended at (then by rank).
+        ranks = self.comm.gather(self.collect_rollout())
+        episodes = sorted((e for rank in ranks for e in rank), key=lambda e: e[0])
+        self.episode_steps.extend(step for step, _ in episodes)
+        self.episode_returns.extend(ret for _, ret in episodes)
+        finished = [ret for _, ret in episodes]
         stats: UpdateStats = self.ppo.update(self.buffer.get_batched_sequences(cfg.seq_len))
         self.kl_stops += int(stats.early_stopped)
         dt = time.perf_counter() - t0
@@ -342,7 +368,9 @@ class Trainer:
 
     def _periodic_eval(self) -> None:
         cfg = self.config
-        ci = self.evaluate(cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET)
+        # Rank 0 evaluates and every rank records its result, so all agree on best.pt.
+        seed = cfg.seed + EVAL_SEED_OFFSET
+        ci = self.comm.from_main(lambda: self.evaluate(cfg.eval_episodes, seed))
         point = EvalPoint(self.update_idx, self.global_step, ci)
         self.evals.append(point)
         best = ci.mean > self.best_eval
@@ -361,8 +389,8 @@ class Trainer:
                     "best": int(best),
                 }
             )
-            if best:
-                save_checkpoint(self.checkpoint_state(), self.files.best)
+        if best and self.run_folder is not None:
+            self.save_checkpoint(self.run_folder / BEST_NAME)
 
     def last_eval_text(self) -> str:
         return "-" if not self.evals else str(self.evals[-1].ci)
@@ -389,7 +417,7 @@ class Trainer:
         if max_updates is not None:
             todo = min(todo, max_updates)
         show: Progress | None = None
-        if progress is not False:
+        if progress is not False and self.comm.is_main:
             bar = progress is True or (progress is None and sys.stdout.isatty())
             show = Progress(
                 cfg.num_updates * cfg.batch_size,
@@ -408,8 +436,9 @@ class Trainer:
                     self._periodic_eval()
                 if self.files is not None:
                     self.files.log_update(row)
-                    if cfg.checkpoint_every and self.update_idx % cfg.checkpoint_every == 0:
-                        ckpt = self.save_checkpoint()
+                every = cfg.checkpoint_every
+                if self.run_folder is not None and every and self.update_idx % every == 0:
+                    ckpt = self.save_checkpoint()
                 if on_update is not None:
                     on_update(row)
                 if show is not None:
@@ -419,8 +448,9 @@ class Trainer:
                 show.close()
             if self.files is not None:
                 self.files.flush()
-        if self.files is not None:
+        if self.run_folder is not None:
             ckpt = self.save_checkpoint()
+        if self.files is not None:
             write_learning_curve(
                 self.files.metrics,
                 self.files.evals,
@@ -495,14 +525,20 @@ class Trainer:
     # -- checkpoints (esper_ref/checkpoint.py) ------------------------------------------
 
     def checkpoint_state(self) -> dict[str, Any]:
+        """The checkpoint's contents (with several ranks: a collective, every rank's RNG,
+        env and rollout state gathered; call it on all ranks)."""
         return trainer_state(self)
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        """Write the checkpoint (rank 0 writes; with several ranks every rank calls this)."""
         if path is None:
-            if self.files is None:
+            if self.run_folder is None:
                 raise ValueError("save_checkpoint: no path and no out_dir")
-            path = self.files.checkpoint
-        return save_checkpoint(self.checkpoint_state(), Path(path))
+            path = self.run_folder / CHECKPOINT_NAME
+        state = self.checkpoint_state()
+        if self.comm.is_main:
+            save_checkpoint(state, Path(path))
+        return Path(path)
 
     @classmethod
     def resume(
@@ -513,6 +549,7 @@ class Trainer:
         extend: ExtendMode | None = None,
         overwrite: bool = False,
         command: Sequence[str] | None = None,
+        comm: Comm | None = None,
     ) -> Trainer:
         """Rebuild the run saved at ``path``; see ``checkpoint.resume_trainer``."""
-        return resume_trainer(cls, path, out_dir, overrides, extend, overwrite, command)
+        return resume_trainer(cls, path, out_dir, overrides, extend, overwrite, command, comm)

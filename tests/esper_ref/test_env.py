@@ -358,6 +358,7 @@ def test_gymnasium_wrapper_passes_check_env_and_runs_episodes() -> None:
     assert np.array_equal(blind[:114], obs[:114]) and not blind[114:].any()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu_shapes_and_runs() -> None:
     env = SlotLifecycleVecEnv(num_envs=64, seed=0, device="cuda")

@@ -1,0 +1,123 @@
+"""The GPU path: training, checkpoints and the update on CUDA (``bench/gpu_check.sh`` runs
+these on a GPU machine; without CUDA every test here is skipped)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from esper_ref.config import TrainConfig
+from esper_ref.ppo import PPO
+from esper_ref.run_io import CHECKPOINT_NAME, load_checkpoint
+from esper_ref.train import Trainer
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+def _tiny(**kw: object) -> TrainConfig:
+    base: dict[str, object] = {
+        "num_envs": 4,
+        "num_steps": 30,
+        "total_steps": 4 * 30 * 2,
+        "feature_dim": 32,
+        "lstm_hidden_dim": 32,
+        "head_hidden_dim": 32,
+        "value_hidden_dim": 32,
+        "num_minibatches": 1,
+        "update_epochs": 2,
+        "checkpoint_every": 1000,
+        "eval_every": 0,
+        "final_eval_episodes": 8,
+    }
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_training_on_cuda_keeps_everything_on_the_gpu(tmp_path: Path) -> None:
+    trainer = Trainer(_tiny(device="cuda"), out_dir=tmp_path)
+    trainer.train()
+    assert all(p.is_cuda for p in trainer.policy.parameters())
+    assert trainer.obs.features.is_cuda and trainer.hidden[0].is_cuda
+    assert len(trainer.episode_returns) > 0
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert "cuda" in state["rng"]  # sampling on the GPU draws from the CUDA generator
+
+
+def test_resume_on_cuda_restores_the_cuda_random_stream(tmp_path: Path) -> None:
+    trainer = Trainer(_tiny(device="cuda"), out_dir=tmp_path)
+    trainer.train(max_updates=1)
+    trainer.save_checkpoint()
+    expected = torch.rand(8, device="cuda")
+    torch.cuda.manual_seed(1234)
+    Trainer.resume(tmp_path / CHECKPOINT_NAME, out_dir=tmp_path / "again")
+    assert torch.equal(torch.rand(8, device="cuda"), expected)
+
+
+def test_the_update_on_cuda_matches_the_cpu_update() -> None:
+    """Same rollout, same starting weights, one minibatch (no shuffle to differ): the
+    parameters after the update agree to float tolerance."""
+    cfg = _tiny()
+    cpu = Trainer(cfg)
+    start = {k: v.clone() for k, v in cpu.policy.state_dict().items()}
+    cpu.collect_rollout()
+    batch = cpu.buffer.get_batched_sequences(cfg.seq_len)
+    on_gpu = Trainer(dataclasses.replace(cfg, device="cuda"))
+    on_gpu.policy.load_state_dict(start)
+    moved = {}
+    for f in dataclasses.fields(batch):
+        v = getattr(batch, f.name)
+        if isinstance(v, torch.Tensor):
+            moved[f.name] = v.cuda()
+        elif isinstance(v, dict):
+            moved[f.name] = {k: t.cuda() for k, t in v.items()}
+        elif isinstance(v, tuple):
+            moved[f.name] = tuple(t.cuda() for t in v)
+        else:
+            moved[f.name] = v
+    PPO(cpu.policy, cfg).update(batch)
+    PPO(on_gpu.policy, on_gpu.config).update(dataclasses.replace(batch, **moved))
+    for name, p in cpu.policy.state_dict().items():
+        torch.testing.assert_close(on_gpu.policy.state_dict()[name].cpu(), p, rtol=1e-3, atol=1e-4)
+
+
+def test_cli_trains_on_cuda_and_evaluates_on_the_cpu(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "esper_ref"]
+    small = ["--num-envs", "4", "--num-steps", "30", "--total-steps", "240"]
+    small += ["--final-eval-episodes", "8", "--eval-every", "0"]
+    done = subprocess.run(
+        [*run, "train", "--device", "cuda", "--out-dir", str(tmp_path / "r"), *small],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "device cuda" in done.stdout
+    done = subprocess.run(
+        [*run, "evaluate", str(tmp_path / "r"), "--device", "cpu", "--episodes", "8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl needs a GPU per rank")
+def test_two_ranks_train_on_two_gpus_with_nccl(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "esper_ref", "train", "--device", "cuda", "--nproc", "2"]
+    cmd += ["--out-dir", str(tmp_path / "r"), "--num-envs", "4", "--num-steps", "30"]
+    cmd += ["--total-steps", "480", "--final-eval-episodes", "8", "--eval-every", "2"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "0,1")}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "2 ranks" in done.stdout
+    state = load_checkpoint(tmp_path / "r" / CHECKPOINT_NAME)
+    assert state["world_size"] == 2 and len(state["ranks"]) == 2
