@@ -346,7 +346,12 @@ class Index:
     def compatible(self, a: FunctionInfo, b: FunctionInfo) -> bool:
         """Same signature up to the features parameter's name and the new parameter."""
         pa, pb = self._strip(a["params"]), self._strip(b["params"])
-        pos = self.spec.parameter.after_position
+        placement = self.spec.parameter.placement
+        if placement.after in pb:
+            # Placed by name: the signatures must agree from the anchor on, anchor included.
+            pos = pb.index(placement.after)
+            return len(pa) == len(pb) and pa[pos:] == pb[pos:]
+        pos = placement.index
         if len(pa) != len(pb) or len(pa) < pos + 2:
             return False
         return pa[pos + 1 :] == pb[pos + 1 :]
@@ -366,6 +371,7 @@ class Index:
                     self.targets[(name, st.add_method)] = TargetMethod(
                         name, st.add_method, st.class_name, "storage"
                     )
+        protocols = sorted({t.name for t in self.spec.targets if t.kind == "protocol"})
         for name, infos in self.classes.items():
             if name in spec_methods:
                 continue
@@ -375,6 +381,14 @@ class Index:
                     self.target_types.setdefault(name, set()).add(origin)
                     for m in spec_methods[origin]:
                         self.targets[(name, m)] = TargetMethod(name, m, origin, "subclass")
+            for origin in protocols:
+                if origin not in self.target_types.get(name, set()) and self._implements(
+                    name, origin, spec_methods[origin]
+                ):
+                    self.target_types.setdefault(name, set()).add(origin)
+                    for m in spec_methods[origin]:
+                        if (name, m) not in self.targets:
+                            self.targets[(name, m)] = TargetMethod(name, m, origin, "structural")
             for info in infos:
                 for m, fn in info["methods"].items():
                     if (name, m) in self.targets:
@@ -387,6 +401,19 @@ class Index:
                             self.target_types.setdefault(name, set()).add(origin)
                             self.targets[(name, m)] = TargetMethod(name, m, origin, "structural")
                             break
+
+    def _implements(self, name: str, protocol: str, methods: set[str]) -> bool:
+        """Whether class ``name`` has every member of ``protocol`` the spec names, each with
+        the protocol's parameters (the new one aside): structural typing, as a type checker
+        decides it, never one method name alone."""
+        members = [(m, ref) for m in sorted(methods) if (ref := self.method(protocol, m))]
+        if not members:
+            return False
+        for m, ref in members:
+            fn = self.method(name, m)
+            if fn is None or self._strip(fn["params"]) != self._strip(ref["params"]):
+                return False
+        return True
 
     def is_target(self, cls_name: str, method: str) -> TargetMethod | None:
         return self.targets.get((cls_name, method))

@@ -171,6 +171,42 @@ class StorageSpec(_Model):
         return _expression(value)
 
 
+class ValueSource(_Model):
+    """One way to find the value a call passes for the parameter (tried in the listed order).
+
+    ``companion``: derived by data flow from the call's features argument (producers, dict
+    keys, transforms, the enclosing target's parameter, test synthesis). ``self``:
+    ``self.<attr>`` where the call sits in a method of a class that assigns it. ``parameter``:
+    the enclosing function's parameter of the parameter's name. ``constant``: ``value``,
+    written verbatim."""
+
+    kind: Literal["companion", "self", "parameter", "constant"]
+    #: ``self``: the attribute (default: the parameter's name).
+    attr: str | None = None
+    #: ``constant``: the expression written at the call.
+    value: str | None = None
+
+    @field_validator("attr")
+    @classmethod
+    def _attr(cls, value: str | None) -> str | None:
+        return None if value is None else _identifier(value)
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str | None) -> str | None:
+        return None if value is None else _expression(value)
+
+    @model_validator(mode="after")
+    def _fields_fit_kind(self) -> ValueSource:
+        if self.kind == "constant" and self.value is None:
+            raise ValueError("a constant source needs `value`")
+        if self.kind != "constant" and self.value is not None:
+            raise ValueError(f"`value` belongs to a constant source, not {self.kind!r}")
+        if self.kind != "self" and self.attr is not None:
+            raise ValueError(f"`attr` belongs to a self source, not {self.kind!r}")
+        return self
+
+
 class ParameterSpec(_Model):
     """One new parameter: its signature, where it goes, and what passes it."""
 
@@ -184,6 +220,12 @@ class ParameterSpec(_Model):
     placement: Placement = Field(default_factory=Placement)
     #: Whether calls must pass an optional parameter (a required one must always be passed).
     require_at_calls: bool = False
+    #: Where a call's value comes from, tried in this order (default: the companion only).
+    sources: list[ValueSource] = Field(
+        default_factory=lambda: [ValueSource(kind="companion")], min_length=1
+    )
+    #: A target ``__init__`` that gains the parameter also stores it: ``self.<name> = <name>``.
+    store_on_self: bool = False
     #: Line added to docstring ``Args:`` sections (after the features entry); None: no docs.
     docstring: str | None = None
     targets: list[TargetSpec] = Field(min_length=1)
@@ -329,11 +371,13 @@ class MigrationSpec(_Model):
                 f"({', '.join(names)}); split them into one spec each and run apply once per spec"
             )
         for i, p in enumerate(self.parameters):
-            for where, placement in [("placement", p.placement)] + [
-                (f"targets[{j}].placement", t.placement)
-                for j, t in enumerate(p.targets)
-                if t.placement is not None
-            ]:
+            for j, t in enumerate(p.targets):
+                if t.placement is not None:
+                    raise ValueError(
+                        f"parameters.{i}.targets.{j}.placement: a placement per target is not "
+                        "supported by this version; give one in parameters.placement"
+                    )
+            for where, placement in [("placement", p.placement)]:
                 unsupported = [
                     k for k in ("before", "position") if getattr(placement, k) is not None
                 ] + (["keyword_only"] if placement.keyword_only else [])

@@ -133,14 +133,43 @@ def test_invalid_fields_are_named(text: str, field: str) -> None:
 
 def test_a_valid_v2_spec_with_placement_and_imports() -> None:
     spec = parse_spec(
-        _v2('imports = {Mapping = "from collections.abc import Mapping"}\nrequire_at_calls = true')
-        + '[parameters.targets.placement]\nafter = "obs"\n'
+        _v2(
+            'imports = {Mapping = "from collections.abc import Mapping"}\n'
+            "require_at_calls = true\nstore_on_self = true\n"
+            'sources = [{kind = "self", attr = "weights"}, {kind = "constant", value = "{}"}]'
+        )
+        + '[parameters.placement]\nafter = "obs"\n'
     )
     assert isinstance(spec, MigrationSpec)
     p = spec.parameter
-    assert p.default == "None" and p.optional and p.require_at_calls
+    assert p.default == "None" and p.optional and p.require_at_calls and p.store_on_self
     assert p.annotation == "dict[str, float] | None"
-    assert p.targets[0].placement is not None and p.targets[0].placement.after == "obs"
+    assert p.placement.after == "obs"
+    assert [(s.kind, s.attr, s.value) for s in p.sources] == [
+        ("self", "weights", None),
+        ("constant", None, "{}"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('sources = [{kind = "constant"}]', "constant source needs `value`"),
+        ('sources = [{kind = "self", value = "1"}]', "`value` belongs to a constant source"),
+        ('sources = [{kind = "derived"}]', r"parameters\.0\.sources\.0\.kind"),
+        ("sources = []", r"parameters\.0\.sources: List should have at least 1 item"),
+        ('[parameters.placement]\nbefore = "x"', "before not supported by this version"),
+        ("[parameters.placement]\nkeyword_only = true", "keyword_only not supported"),
+    ],
+)
+def test_sources_and_unsupported_placements_are_named(extra: str, field: str) -> None:
+    with pytest.raises(SpecError, match=field):
+        parse_spec(_v2(extra))
+
+
+def test_a_placement_per_target_is_refused_with_the_alternative() -> None:
+    with pytest.raises(SpecError, match=r"targets\.0\.placement: a placement per target"):
+        parse_spec(_v2("") + '[parameters.targets.placement]\nafter = "obs"\n')
 
 
 def test_several_parameters_are_refused_with_the_way_out() -> None:
