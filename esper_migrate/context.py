@@ -459,10 +459,5 @@ class FileContext:
             for p in params:
                 if p["name"] in stems:
                     return p["name"]
-        placement = self.spec.parameter.placement
         new = self.spec.parameter.name
-        params = [p for p in params if p["name"] != new]
-        if placement.after is not None and any(p["name"] == placement.after for p in params):
-            return placement.after
-        pos = placement.index
-        return params[pos]["name"] if len(params) > pos else None
+        return self.spec.parameter.placement.anchor([p["name"] for p in params if p["name"] != new])

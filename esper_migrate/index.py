@@ -347,9 +347,10 @@ class Index:
         """Same signature up to the features parameter's name and the new parameter."""
         pa, pb = self._strip(a["params"]), self._strip(b["params"])
         placement = self.spec.parameter.placement
-        if placement.after in pb:
+        named = placement.named_anchor(pb)
+        if named is not None:
             # Placed by name: the signatures must agree from the anchor on, anchor included.
-            pos = pb.index(placement.after)
+            pos = pb.index(named)
             return len(pa) == len(pb) and pa[pos:] == pb[pos:]
         pos = placement.index
         if len(pa) != len(pb) or len(pa) < pos + 2:

@@ -102,6 +102,28 @@ class Placement(_Model):
     def _names(cls, value: str | None) -> str | None:
         return None if value is None else _identifier(value)
 
+    def named_anchor(self, names: list[str]) -> str | None:
+        """The parameter ``after``, ``before`` or ``position`` places the new one right after,
+        when it applies to ``names`` (else the index fallback decides)."""
+        if self.after is not None and self.after in names:
+            return self.after
+        if self.before is not None and self.before in names:
+            k = names.index(self.before)
+            return names[k - 1] if k > 0 else None
+        if self.position == "last":
+            return names[-1] if names else None
+        return None
+
+    def anchor(self, names: list[str]) -> str | None:
+        """The positional parameter (of ``names``, ``self`` and the new one aside) the new
+        parameter goes right after; None when there is none."""
+        named = self.named_anchor(names)
+        if named is not None:
+            return named
+        if self.before is not None and names[:1] == [self.before]:
+            return None  # before the first parameter: not supported (refused below)
+        return names[self.index] if len(names) > self.index else None
+
     @model_validator(mode="after")
     def _one_anchor(self) -> Placement:
         given = [k for k in ("after", "before", "position") if getattr(self, k) is not None]
@@ -378,13 +400,14 @@ class MigrationSpec(_Model):
                         "supported by this version; give one in parameters.placement"
                     )
             for where, placement in [("placement", p.placement)]:
-                unsupported = [
-                    k for k in ("before", "position") if getattr(placement, k) is not None
-                ] + (["keyword_only"] if placement.keyword_only else [])
+                unsupported = (["position = first"] if placement.position == "first" else []) + (
+                    ["keyword_only"] if placement.keyword_only else []
+                )
                 if unsupported:
                     raise ValueError(
-                        f"parameters[{i}].{where}: {', '.join(unsupported)} not supported by "
-                        "this version; use after = NAME or index"
+                        f"parameters.{i}.{where}: {', '.join(unsupported)} not supported by "
+                        "this version; use after, before (a parameter after the first), "
+                        "position = last or index"
                     )
         return self
 

@@ -72,14 +72,15 @@ def _position(fn: FunctionInfo, name: str) -> int | None:
 
 def _expected(index: Index, proto_fn: FunctionInfo, param: str, fallback: int) -> int:
     """Where the spec's placement puts the parameter in the protocol's member: right after
-    ``placement.after`` when the member has it, else after the index fallback."""
-    after = index.spec.parameter.placement.after
+    the anchor ``after``/``before``/``position`` names when the member has it, else after the
+    index fallback."""
     positional = [
         p["name"]
         for p in proto_fn["params"]
         if p["kind"] in ("pos", "posonly") and p["name"] != param
     ]
-    return positional.index(after) + 1 if after in positional else fallback
+    named = index.spec.parameter.placement.named_anchor(positional)
+    return positional.index(named) + 1 if named is not None else fallback
 
 
 def _implements(index: Index, info: ClassInfo, protocol: str, members: list[str]) -> Tier | None:

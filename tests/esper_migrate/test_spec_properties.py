@@ -59,7 +59,13 @@ def specs(draw: st.DrawFn) -> MigrationSpec:
         lines.append(f'default = "{default}"')
         lines.append(f"require_at_calls = {str(draw(st.booleans())).lower()}")
     lines.append("sources = [" + ", ".join(SOURCE_KINDS[k] for k in kinds) + "]")
-    placement = f"index = {index}" + (f', after = "{after}"' if after else "")
+    how = draw(st.sampled_from(["after", "before", "last"]))
+    placement = f"index = {index}"
+    if how == "last":
+        placement += ', position = "last"'
+    elif after:
+        placement += f', {how} = "{after}"'
+
     lines.append(f"placement = {{{placement}}}")
     protocol = draw(st.sampled_from(['["act"]', '["act", "value"]', '["value"]']))
     return parse_spec("\n".join(lines) + "\n" + TARGETS.format(protocol=protocol), "drawn")

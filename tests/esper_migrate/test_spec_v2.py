@@ -158,7 +158,7 @@ def test_a_valid_v2_spec_with_placement_and_imports() -> None:
         ('sources = [{kind = "self", value = "1"}]', "`value` belongs to a constant source"),
         ('sources = [{kind = "derived"}]', r"parameters\.0\.sources\.0\.kind"),
         ("sources = []", r"parameters\.0\.sources: List should have at least 1 item"),
-        ('[parameters.placement]\nbefore = "x"', "before not supported by this version"),
+        ('[parameters.placement]\nposition = "first"', "position = first not supported"),
         ("[parameters.placement]\nkeyword_only = true", "keyword_only not supported"),
     ],
 )

@@ -44,6 +44,16 @@ def test_default_and_annotation_are_written_verbatim() -> None:
     assert left == []
 
 
+def test_before_and_last_place_it_by_name() -> None:
+    text, _ = _apply(_spec('default = "None"\nplacement = {before = "scale"}'), NET)
+    assert "def act(self, x, hidden, w=None, scale=1.0):" in text
+    text, _ = _apply(_spec('default = "None"\nplacement = {position = "last"}'), NET)
+    assert "def act(self, x, hidden, scale=1.0, w=None):" in text
+    assert "net.act(x, h)" in text
+    text, _ = _apply(_spec('placement = {before = "x"}'), NET)
+    assert "def act(self, x, hidden, scale=1.0):" in text  # before the first: reported
+
+
 def test_an_unannotated_default_has_no_spaces() -> None:
     text, _ = _apply(_spec('default = "0"\nplacement = {after = "hidden"}'), NET)
     assert "hidden, w=0, scale=1.0" in text
