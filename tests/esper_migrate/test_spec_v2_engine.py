@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 from esper_migrate.engine import migrate_sources
 from esper_migrate.spec import MigrationSpec, parse_spec
@@ -229,3 +230,38 @@ def test_forbidden_calls_are_reported_where_not_allowed(tmp_path: object) -> Non
     )
     assert ForbiddenCall().lint(ctx_test) == []
     assert isinstance(tmp_path, Path)
+
+
+def test_the_builtin_spec_forbids_get_value_in_training_code_only(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    bundle = (
+        "class LSTMPolicyBundle:\n"
+        "    def get_value(self, features, blueprint_indices, hidden=None):\n"
+        "        return features\n\n\n"
+    )
+    (tmp_path / "train.py").write_text(
+        bundle + "def bootstrap(b: LSTMPolicyBundle, f, blueprint_indices):\n"
+        "    return b.get_value(f, blueprint_indices)\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_value.py").write_text(
+        "from train import LSTMPolicyBundle\n\n\n"
+        "def test_value(f, blueprint_indices):\n"
+        "    assert LSTMPolicyBundle().get_value(f, blueprint_indices) is f\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "esper_migrate", "check", "--no-cache", "--format", "json", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = json.loads(proc.stdout)
+    rows = rows if isinstance(rows, list) else rows["findings"]
+    assert [(r["path"], r["line"], r["code"]) for r in rows] == [("train.py", 7, "EM007")]
+    assert "DEBUG ONLY" in rows[0]["unfixable_reason"]
