@@ -291,7 +291,12 @@ class FileContext:
                     stack.append((child, scope, child.name, exempt))
                     continue
                 elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                    target = self.index.is_target(cls, child.name) if cls else None
+                    if cls:
+                        target = self.index.is_target(cls, child.name)
+                    elif node is self.tree:
+                        target = self.index.is_target("", child.name)
+                    else:
+                        target = None
                     inner = Scope(child, scope, cls, target)
                     self.scopes[id(child)] = inner
                     stack.append((child, inner, None, exempt))

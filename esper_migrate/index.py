@@ -181,6 +181,11 @@ def _function_info(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) 
     )
 
 
+def function_info(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> FunctionInfo:
+    """A module-level function's signature as the index records it."""
+    return _function_info(fn, is_method=False)
+
+
 def method_info(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> FunctionInfo:
     """A method's signature as the index records it (without ``self``)."""
     return _function_info(fn, is_method=True)
@@ -360,6 +365,10 @@ class Index:
     def _resolve_targets(self) -> None:
         spec_methods: dict[str, set[str]] = {}
         for t in self.spec.targets:
+            if t.kind == "function":
+                # Keyed with an empty class: ``is_target("", name)``.
+                self.targets[("", t.name)] = TargetMethod("", t.name, t.name, "spec")
+                continue
             spec_methods.setdefault(t.name, set()).update(t.methods)
         for origin, methods in spec_methods.items():
             self.target_types.setdefault(origin, set()).add(origin)
@@ -457,7 +466,7 @@ class Index:
         """Text a file must contain for any rule to plan something in it: a target type (or
         implementer, subclass, storage class), a producer or wrapper, an attribute typed as a
         target, or a call of a target method by name. Files without it are not planned."""
-        names = set(self.target_types) | set(self.producers)
+        names = set(self.target_types) | set(self.producers) | set(self.spec.target_functions)
         attrs: set[str] = set()
         for infos in self.classes.values():
             for info in infos:

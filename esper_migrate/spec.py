@@ -27,7 +27,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -133,11 +141,12 @@ class Placement(_Model):
 
 
 class TargetSpec(_Model):
-    """Methods that gain the parameter, named by class or protocol."""
+    """Definitions that gain the parameter: methods named by class or protocol, or a
+    module-level function (``kind = "function"``, ``name`` the function, no ``methods``)."""
 
     name: str
-    kind: Literal["class", "protocol"] = "class"
-    methods: list[str] = Field(min_length=1)
+    kind: Literal["class", "protocol", "function"] = "class"
+    methods: list[str] = Field(default_factory=list, validate_default=True)
     #: Where the parameter goes in these methods (default: the parameter's placement).
     placement: Placement | None = None
 
@@ -148,7 +157,12 @@ class TargetSpec(_Model):
 
     @field_validator("methods")
     @classmethod
-    def _methods_are_identifiers(cls, value: list[str]) -> list[str]:
+    def _methods_fit_kind(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        kind = info.data.get("kind", "class")
+        if kind == "function" and value:
+            raise ValueError("a function target has no methods (it is the function `name`)")
+        if kind != "function" and not value:
+            raise ValueError(f"List should have at least 1 item: a {kind} target's methods")
         return [_identifier(v) for v in value]
 
 
@@ -431,6 +445,11 @@ class MigrationSpec(_Model):
     @cached_property
     def target_methods(self) -> frozenset[str]:
         return frozenset(m for t in self.targets for m in t.methods)
+
+    @cached_property
+    def target_functions(self) -> frozenset[str]:
+        """Module-level functions that gain the parameter."""
+        return frozenset(t.name for t in self.targets if t.kind == "function")
 
     @cached_property
     def names(self) -> frozenset[str]:

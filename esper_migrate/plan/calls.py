@@ -55,6 +55,8 @@ class CallSite:
 
     @property
     def where(self) -> str:
+        if self.cls == "":
+            return f"`{self.method}`"  # a module-level function target
         return f"`{self.cls or '?'}.{self.method}`"
 
 
@@ -156,6 +158,13 @@ def resolve_call(ctx: FileContext, scope: Scope, call: ast.Call) -> CallSite | N
                 return None
             return CallSite(call, owner, method, definition, Tier.RESOLVED, target.how == "storage")
         return _by_name(ctx, call, method, method in storage_adds)
+    if isinstance(func, ast.Name) and func.id in ctx.spec.target_functions:
+        b = scope.lookup(func.id, call.lineno, call.col_offset)
+        if b is None or b.kind in ("import", "def", "other"):
+            definitions = index.functions.get(func.id, [])
+            if definitions:
+                return CallSite(call, "", func.id, definitions[0], Tier.RESOLVED, False)
+        return None
     # ``net(state)`` and ``self._network(state)``: __call__ of a target instance is forward.
     callee_type = ctx.expr_type(func, scope, call.lineno)
     if callee_type is not None and index.is_target(callee_type, "forward") is not None:

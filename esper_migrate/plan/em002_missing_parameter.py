@@ -15,7 +15,7 @@ import re
 from dataclasses import replace
 
 from esper_migrate.context import FileContext
-from esper_migrate.index import method_info
+from esper_migrate.index import function_info, method_info
 from esper_migrate.records import Code, Edit, EditKind, Tier
 from esper_migrate.rule import Example, Expected, Rule, edited
 
@@ -187,26 +187,36 @@ calls the method must be migrated too.
     EXAMPLES = EXAMPLES
 
     def plan(self, ctx: FileContext) -> None:
-        for cls in ctx.class_defs:
-            storage = ctx.index.storage(cls.name)
-            for fn in cls.body:
-                if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-                    continue
-                target = ctx.index.is_target(cls.name, fn.name)
-                if target is None or (storage is not None and fn.name == storage.add_method):
-                    continue
-                edits = parameter_edits(ctx, cls.name, fn, target.how, target.origin)
-                if edits is None:
-                    continue
-                defs: dict[int, int] = ctx.shared.setdefault("def_units", {})  # type: ignore[assignment]
-                defs[id(fn)] = len(ctx.units)
-                if isinstance(edits, tuple):
-                    message, reason, suggestion = edits
-                    ctx.units.append(
-                        ctx.unit(fn, self.CODE, Tier.RESOLVED, message, (), reason, suggestion)
-                    )
-                else:
-                    ctx.units.append(ctx.unit(fn, self.CODE, Tier.RESOLVED, edits[0].reason, edits))
+        functions = [
+            ("", fn)
+            for fn in ctx.tree.body
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+            and fn.name in ctx.spec.target_functions
+        ]
+        methods = [
+            (cls.name, fn)
+            for cls in ctx.class_defs
+            for fn in cls.body
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        storages = {cls.name: ctx.index.storage(cls.name) for cls in ctx.class_defs}
+        for cls_name, fn in [*functions, *methods]:
+            storage = storages.get(cls_name)
+            target = ctx.index.is_target(cls_name, fn.name)
+            if target is None or (storage is not None and fn.name == storage.add_method):
+                continue
+            edits = parameter_edits(ctx, cls_name, fn, target.how, target.origin)
+            if edits is None:
+                continue
+            defs: dict[int, int] = ctx.shared.setdefault("def_units", {})  # type: ignore[assignment]
+            defs[id(fn)] = len(ctx.units)
+            if isinstance(edits, tuple):
+                message, reason, suggestion = edits
+                ctx.units.append(
+                    ctx.unit(fn, self.CODE, Tier.RESOLVED, message, (), reason, suggestion)
+                )
+            else:
+                ctx.units.append(ctx.unit(fn, self.CODE, Tier.RESOLVED, edits[0].reason, edits))
 
 
 def parameter_edits(
@@ -221,11 +231,11 @@ def parameter_edits(
     cannot take the parameter; None when it has it already."""
     spec = ctx.spec
     new = spec.parameter.name
-    info = method_info(fn)
+    info = method_info(fn) if cls else function_info(fn)
     params = info["params"]
     if any(p["name"] == new for p in params):
         return None
-    where = f"`{cls}.{fn.name}`"
+    where = f"`{cls}.{fn.name}`" if cls else f"`{fn.name}`"
     message = f"{where} lacks `{new}`"
     if features is None:
         features = ctx.features_param(info)

@@ -167,6 +167,15 @@ def test_sources_and_unsupported_placements_are_named(extra: str, field: str) ->
         parse_spec(_v2(extra))
 
 
+def test_function_targets_take_no_methods_and_class_targets_need_them() -> None:
+    fn = 'version = 2\n[[parameters]]\nname = "x"\n[[parameters.targets]]\nname = "f"\n'
+    assert parse_spec(fn + 'kind = "function"\n').target_functions == {"f"}
+    with pytest.raises(SpecError, match=r"targets\.0\.methods: .*no methods"):
+        parse_spec(fn + 'kind = "function"\nmethods = ["g"]\n')
+    with pytest.raises(SpecError, match=r"targets\.0\.methods: .*at least 1 item"):
+        parse_spec(fn + 'kind = "class"\n')
+
+
 def test_a_placement_per_target_is_refused_with_the_alternative() -> None:
     with pytest.raises(SpecError, match=r"targets\.0\.placement: a placement per target"):
         parse_spec(_v2("") + '[parameters.targets.placement]\nafter = "obs"\n')

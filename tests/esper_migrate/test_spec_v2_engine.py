@@ -265,3 +265,65 @@ def test_the_builtin_spec_forbids_get_value_in_training_code_only(tmp_path: Path
     rows = rows if isinstance(rows, list) else rows["findings"]
     assert [(r["path"], r["line"], r["code"]) for r in rows] == [("train.py", 7, "EM007")]
     assert "DEBUG ONLY" in rows[0]["unfixable_reason"]
+
+
+LOSSES = """\
+def masked_entropy(logits, weights=None):
+    return sum(logits)
+
+
+def policy_loss(logits, advantages, clip=0.2):
+    return masked_entropy(logits) * clip + sum(advantages)
+
+
+def total(logits, advantages, availability_masks=None):
+    return policy_loss(logits, advantages)
+
+
+def other(logits):
+    return policy_loss(logits, [1.0], 0.1)
+"""
+
+FUNCTIONS = """\
+[[parameters.targets]]
+name = "policy_loss"
+kind = "function"
+
+[[parameters.targets]]
+name = "masked_entropy"
+kind = "function"
+"""
+
+
+def test_module_level_functions_gain_the_parameter_and_their_calls_pass_it() -> None:
+    spec = _spec(
+        'default = "None"\nrequire_at_calls = true\nplacement = {position = "last"}\n'
+        'sources = [{kind = "parameter"}, {kind = "constant", value = "None"}]',
+        FUNCTIONS,
+    )
+    out, left_units, _ = migrate_sources(
+        {"losses.py": LOSSES.replace("availability_masks", "w").encode()}, spec
+    )
+    assert left_units == []
+    assert out["losses.py"].decode() == (
+        "def masked_entropy(logits, weights=None, w=None):\n    return sum(logits)\n\n\n"
+        "def policy_loss(logits, advantages, clip=0.2, w=None):\n"
+        "    return masked_entropy(logits, w=w) * clip + sum(advantages)\n\n\n"
+        "def total(logits, advantages, w=None):\n"
+        "    return policy_loss(logits, advantages, w=w)\n\n\n"
+        "def other(logits):\n    return policy_loss(logits, [1.0], 0.1, w=None)\n"
+    )
+
+
+def test_a_definition_that_cannot_take_it_keeps_its_pass_on_calls() -> None:
+    spec = _spec(
+        'default = "None"\nrequire_at_calls = true\nplacement = {after = "logits"}\n'
+        'sources = [{kind = "parameter"}]',
+        FUNCTIONS,
+    )
+    text, left = _apply(spec, LOSSES.replace("availability_masks", "w"))
+    # policy_loss cannot take an optional `w` before the required `advantages`: its unit
+    # (with the pass-on call to masked_entropy inside it) is reported, nothing of it written.
+    assert "def policy_loss(logits, advantages, clip=0.2):" in text
+    assert "return masked_entropy(logits) * clip" in text
+    assert any("would precede the required `advantages`" in r for r in left), left
