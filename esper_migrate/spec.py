@@ -399,13 +399,6 @@ class MigrationSpec(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"parameters: {dupes} given more than once")
-        if len(self.parameters) > 1:
-            # Refused rather than half-applied: the engine plans one companion parameter per
-            # run (its data flow follows the features); see the README's spec reference.
-            raise ValueError(
-                f"parameters: this version threads one parameter per spec, got {len(names)} "
-                f"({', '.join(names)}); split them into one spec each and run apply once per spec"
-            )
         for i, p in enumerate(self.parameters):
             for j, t in enumerate(p.targets):
                 if t.placement is not None:
@@ -427,8 +420,28 @@ class MigrationSpec(_Model):
 
     @property
     def parameter(self) -> ParameterSpec:
-        """The parameter the engine threads (a spec has one, see ``_engine_supports``)."""
+        """The parameter the engine threads: a one-parameter spec's (see :meth:`threads`)."""
         return self.parameters[0]
+
+    def threads(self) -> list[MigrationSpec]:
+        """One single-parameter spec per ``[[parameters]]`` entry, in order: the engine plans
+        one parameter at a time, each on the tree the previous one migrated (one migration:
+        ``apply`` writes once). The call restrictions go with the first (reported once)."""
+        if len(self.parameters) == 1:
+            return [self]
+        # Validated afresh (not model_copy): the cached name sets belong to each thread.
+        data = self.model_dump()
+        return [
+            MigrationSpec.model_validate(
+                {
+                    **data,
+                    "parameters": [p],
+                    "forbidden_calls": data["forbidden_calls"] if i == 0 else [],
+                    "source_hash": f"{self.source_hash}-{i}",
+                }
+            )
+            for i, p in enumerate(data["parameters"])
+        ]
 
     @property
     def targets(self) -> list[TargetSpec]:

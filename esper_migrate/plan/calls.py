@@ -253,6 +253,8 @@ def classify(ctx: FileContext, scope: Scope, site: CallSite) -> CallPlan | None:
     old_param = next((name for name, arg in b_old.items() if arg is slot), "?")
     if is_companion(ctx, scope, slot):
         return plan
+    if ctx.text(slot) in _written_values(ctx):
+        return plan  # what apply writes in the slot (the default, a constant source)
     if plan.features is not None:
         derived = derive(ctx, scope, plan.features[1])
         if isinstance(derived, Derivation) and derived.text == ctx.text(slot):
@@ -264,6 +266,16 @@ def classify(ctx: FileContext, scope: Scope, site: CallSite) -> CallPlan | None:
     literal = isinstance(slot, ast.Constant | ast.Dict | ast.Tuple | ast.List)
     plan.verdict = Verdict.SLIDE if literal or old_votes > new_votes else Verdict.UNCLEAR
     return plan
+
+
+def _written_values(ctx: FileContext) -> set[str]:
+    """Source texts apply passes for the parameter without deriving them: its constant
+    sources and, for an optional one, its default."""
+    param = ctx.spec.parameter
+    out = {s.value for s in param.sources if s.kind == "constant" and s.value is not None}
+    if param.default is not None:
+        out.add(param.default)
+    return out
 
 
 def _line_ups(call: ast.Call, old: list[ParamInfo], migrated: list[ParamInfo]) -> tuple[int, int]:

@@ -85,3 +85,37 @@ def test_example_apply_writes_the_golden_tree(name: str, tmp_path: Path) -> None
         check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_check_reports_every_parameter_of_a_spec(tmp_path: Path) -> None:
+    import json
+
+    example = EXAMPLES / "two_parameters"
+    tree = tmp_path / "tree"
+    shutil.copytree(example / "before", tree, ignore=_IGNORED)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "esper_migrate",
+            "check",
+            "--format",
+            "json",
+            "--spec",
+            str(example / "spec.toml"),
+            ".",
+        ],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    rows = json.loads(proc.stdout)
+    rows = rows if isinstance(rows, list) else rows["findings"]
+    messages = " ".join(str(r["message"]) for r in rows)
+    assert "`temperature`" in messages and "`availability_masks`" in messages
+    # The same findings as apply plans, for both parameters, one per root cause.
+    planned = run_apply([tree], load_spec(example / "spec.toml"))
+    assert len(rows) == sum(len(r.plan.units) for r in planned.results)

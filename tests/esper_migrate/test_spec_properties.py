@@ -32,6 +32,18 @@ methods = {protocol}
 name = "Network"
 methods = ["forward"]
 """
+#: A second parameter in the same spec (threaded after the first, as one migration).
+SECOND = """
+[[parameters]]
+name = "extra_mask"
+default = "None"
+placement = {{{where}}}
+sources = [{{kind = "parameter"}}]
+
+[[parameters.targets]]
+name = "Network"
+methods = ["forward"]
+"""
 SOURCE_KINDS = {
     "companion": '{kind = "companion"}',
     "self": '{kind = "self"}',
@@ -68,7 +80,10 @@ def specs(draw: st.DrawFn) -> MigrationSpec:
 
     lines.append(f"placement = {{{placement}}}")
     protocol = draw(st.sampled_from(['["act"]', '["act", "value"]', '["value"]']))
-    return parse_spec("\n".join(lines) + "\n" + TARGETS.format(protocol=protocol), "drawn")
+    text = "\n".join(lines) + "\n" + TARGETS.format(protocol=protocol)
+    if draw(st.booleans()):
+        text += SECOND.format(where=draw(st.sampled_from(['position = "last"', 'after = "obs"'])))
+    return parse_spec(text, "drawn")
 
 
 def _calls(source: str) -> dict[str, ast.Call]:

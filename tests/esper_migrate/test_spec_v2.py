@@ -181,12 +181,19 @@ def test_a_placement_per_target_is_refused_with_the_alternative() -> None:
         parse_spec(_v2("") + '[parameters.targets.placement]\nafter = "obs"\n')
 
 
-def test_several_parameters_are_refused_with_the_way_out() -> None:
+def test_several_parameters_thread_one_after_the_other() -> None:
     two = _v2("") + (
         '\n[[parameters]]\nname = "masks"\n[[parameters.targets]]\nname = "P"\nmethods = ["f"]\n'
+        '\n[[forbidden_calls]]\ncallee = "g"\nreason = "r"\n'
     )
-    with pytest.raises(SpecError, match="one parameter per spec, got 2"):
-        parse_spec(two)
+    spec = parse_spec(two)
+    first, second = spec.threads()
+    assert [p.name for p in first.parameters] == ["head_weights"]
+    assert [p.name for p in second.parameters] == ["masks"]
+    assert len(first.forbidden_calls) == 1 and second.forbidden_calls == []
+    assert first.source_hash != second.source_hash
+    with pytest.raises(SpecError, match="given more than once"):
+        parse_spec(two.replace('name = "masks"', 'name = "head_weights"'))
 
 
 def test_spec_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
