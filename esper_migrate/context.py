@@ -456,7 +456,9 @@ class FileContext:
             )
         return None
 
-    def features_param(self, fn: FunctionInfo, storage_add: bool = False) -> str | None:
+    def features_param(
+        self, fn: FunctionInfo, storage_add: bool = False, owner: str | None = None
+    ) -> str | None:
         """The name of the parameter the new one follows."""
         params = [p for p in fn["params"] if p["kind"] in ("pos", "posonly")]
         if storage_add:
@@ -465,4 +467,5 @@ class FileContext:
                 if p["name"] in stems:
                     return p["name"]
         new = self.spec.parameter.name
-        return self.spec.parameter.placement.anchor([p["name"] for p in params if p["name"] != new])
+        placement = self.index.placement_for(fn, owner)
+        return placement.anchor([p["name"] for p in params if p["name"] != new])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TypedDict
 
-from esper_migrate.spec import MigrationSpec, ProducerSpec, StorageSpec
+from esper_migrate.spec import MigrationSpec, Placement, ProducerSpec, StorageSpec
 
 #: Bumped whenever the summary layout changes (part of any cache key).
 SUMMARY_VERSION = 1
@@ -289,6 +289,8 @@ class Index:
     producers: dict[str, ProducerSpec] = field(default_factory=dict)
     #: Repository-wide results the rules compute once per index (see ``lint.per_index``).
     memo: dict[str, object] = field(default_factory=dict)
+    #: id() of an indexed target definition -> the placement its spec target overrides.
+    placement_overrides: dict[int, Placement] = field(default_factory=dict)
 
     @classmethod
     def build(cls, summaries: Iterable[FileSummary], spec: MigrationSpec) -> Index:
@@ -300,7 +302,42 @@ class Index:
                 index.functions.setdefault(name, []).append(fn)
         index._resolve_producers()
         index._resolve_targets()
+        index._resolve_placements()
         return index
+
+    def placement_of(self, cls_name: str | None, method: str) -> Placement:
+        """The placement for ``method`` of ``cls_name`` (its spec target's override, else the
+        parameter's)."""
+        target = self.targets.get((cls_name, method)) if cls_name is not None else None
+        if target is not None:
+            for t in self.spec.targets:
+                if t.name == target.origin:
+                    override = t.placement_for(method)
+                    if override is not None:
+                        return override
+        return self.spec.parameter.placement
+
+    def placement_for(self, fn: FunctionInfo, owner: str | None = None) -> Placement:
+        """The placement for an indexed definition (by identity) or ``owner``'s method."""
+        found = self.placement_overrides.get(id(fn))
+        if found is not None:
+            return found
+        return self.placement_of(owner, fn["name"])
+
+    def _resolve_placements(self) -> None:
+        if not any(t.placement or t.method_placement for t in self.spec.targets):
+            return
+        for cls_name, method in self.targets:
+            placement = self.placement_of(cls_name, method)
+            if placement is self.spec.parameter.placement:
+                continue
+            for info in self.classes.get(cls_name, []):
+                fn = info["methods"].get(method)
+                if fn is not None:
+                    self.placement_overrides[id(fn)] = placement
+            if cls_name == "":
+                for fn in self.functions.get(method, []):
+                    self.placement_overrides[id(fn)] = placement
 
     # -- classes -------------------------------------------------------------------------
 
@@ -351,7 +388,7 @@ class Index:
     def compatible(self, a: FunctionInfo, b: FunctionInfo) -> bool:
         """Same signature up to the features parameter's name and the new parameter."""
         pa, pb = self._strip(a["params"]), self._strip(b["params"])
-        placement = self.spec.parameter.placement
+        placement = self.placement_for(b)
         named = placement.named_anchor(pb)
         if named is not None:
             # Placed by name: the signatures must agree from the anchor on, anchor included.

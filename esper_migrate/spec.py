@@ -149,6 +149,11 @@ class TargetSpec(_Model):
     methods: list[str] = Field(default_factory=list, validate_default=True)
     #: Where the parameter goes in these methods (default: the parameter's placement).
     placement: Placement | None = None
+    #: Where it goes in one method of the target (over ``placement``).
+    method_placement: dict[str, Placement] = Field(default_factory=dict)
+
+    def placement_for(self, method: str) -> Placement | None:
+        return self.method_placement.get(method, self.placement)
 
     @field_validator("name")
     @classmethod
@@ -400,13 +405,18 @@ class MigrationSpec(_Model):
         if dupes:
             raise ValueError(f"parameters: {dupes} given more than once")
         for i, p in enumerate(self.parameters):
+            placements = [("placement", p.placement)]
             for j, t in enumerate(p.targets):
                 if t.placement is not None:
-                    raise ValueError(
-                        f"parameters.{i}.targets.{j}.placement: a placement per target is not "
-                        "supported by this version; give one in parameters.placement"
-                    )
-            for where, placement in [("placement", p.placement)]:
+                    placements.append((f"targets.{j}.placement", t.placement))
+                for m, mp in t.method_placement.items():
+                    placements.append((f"targets.{j}.method_placement.{m}", mp))
+                    if m not in t.methods:
+                        raise ValueError(
+                            f"parameters.{i}.targets.{j}.method_placement: `{m}` is not one of "
+                            f"the target's methods {t.methods}"
+                        )
+            for where, placement in placements:
                 unsupported = (["position = first"] if placement.position == "first" else []) + (
                     ["keyword_only"] if placement.keyword_only else []
                 )

@@ -79,7 +79,7 @@ def _expected(index: Index, proto_fn: FunctionInfo, param: str, fallback: int) -
         for p in proto_fn["params"]
         if p["kind"] in ("pos", "posonly") and p["name"] != param
     ]
-    named = index.spec.parameter.placement.named_anchor(positional)
+    named = index.placement_for(proto_fn).named_anchor(positional)
     return positional.index(named) + 1 if named is not None else fallback
 
 

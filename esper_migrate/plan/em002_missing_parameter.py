@@ -238,7 +238,7 @@ def parameter_edits(
     where = f"`{cls}.{fn.name}`" if cls else f"`{fn.name}`"
     message = f"{where} lacks `{new}`"
     if features is None:
-        features = ctx.features_param(info)
+        features = ctx.features_param(info, owner=cls)
     if features is None:
         return (
             message,

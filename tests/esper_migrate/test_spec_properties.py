@@ -31,6 +31,7 @@ methods = {protocol}
 [[parameters.targets]]
 name = "Network"
 methods = ["forward"]
+{network_placement}
 """
 #: A second parameter in the same spec (threaded after the first, as one migration).
 SECOND = """
@@ -80,7 +81,11 @@ def specs(draw: st.DrawFn) -> MigrationSpec:
 
     lines.append(f"placement = {{{placement}}}")
     protocol = draw(st.sampled_from(['["act"]', '["act", "value"]', '["value"]']))
-    text = "\n".join(lines) + "\n" + TARGETS.format(protocol=protocol)
+    network_placement = draw(
+        st.sampled_from(["", 'placement = {position = "last"}', 'placement = {before = "scale"}'])
+    )
+    text = "\n".join(lines) + "\n"
+    text += TARGETS.format(protocol=protocol, network_placement=network_placement)
     if draw(st.booleans()):
         text += SECOND.format(where=draw(st.sampled_from(['position = "last"', 'after = "obs"'])))
     return parse_spec(text, "drawn")

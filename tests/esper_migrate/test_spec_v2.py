@@ -176,9 +176,18 @@ def test_function_targets_take_no_methods_and_class_targets_need_them() -> None:
         parse_spec(fn + 'kind = "class"\n')
 
 
-def test_a_placement_per_target_is_refused_with_the_alternative() -> None:
-    with pytest.raises(SpecError, match=r"targets\.0\.placement: a placement per target"):
-        parse_spec(_v2("") + '[parameters.targets.placement]\nafter = "obs"\n')
+def test_a_placement_per_target_and_per_method() -> None:
+    spec = parse_spec(
+        _v2("")
+        + '[parameters.targets.placement]\nafter = "obs"\n'
+        + '[parameters.targets.method_placement]\nact = {position = "last"}\n'
+    )
+    target = spec.parameter.targets[0]
+    assert target.placement_for("act") == target.method_placement["act"]
+    with pytest.raises(SpecError, match=r"method_placement: `run` is not one of"):
+        parse_spec(_v2("") + "[parameters.targets.method_placement]\nrun = {index = 1}\n")
+    with pytest.raises(SpecError, match=r"targets\.0\.placement: position = first"):
+        parse_spec(_v2("") + '[parameters.targets.placement]\nposition = "first"\n')
 
 
 def test_several_parameters_thread_one_after_the_other() -> None:

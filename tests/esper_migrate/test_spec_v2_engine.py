@@ -327,3 +327,26 @@ def test_a_definition_that_cannot_take_it_keeps_its_pass_on_calls() -> None:
     assert "def policy_loss(logits, advantages, clip=0.2):" in text
     assert "return masked_entropy(logits) * clip" in text
     assert any("would precede the required `advantages`" in r for r in left), left
+
+
+def test_placement_per_target_and_per_method() -> None:
+    source = (
+        "class Net:\n    def act(self, x, hidden, scale=1.0): ...\n\n"
+        "    def value(self, x, hidden=None): ...\n\n\n"
+        "class Head:\n    def act(self, x, hidden=None): ...\n\n\n"
+        "def run(net: Net, head: Head, x, h):\n"
+        "    return net.act(x, h, 2.0), net.value(x, h), head.act(x, h)\n"
+    )
+    spec = _spec(
+        'default = "None"\nplacement = {index = 0}',
+        '[[parameters.targets]]\nname = "Net"\nmethods = ["act", "value"]\n'
+        'placement = {after = "hidden"}\nmethod_placement = {value = {position = "last"}}\n'
+        '[[parameters.targets]]\nname = "Head"\nmethods = ["act"]\n',
+    )
+    text, left = _apply(spec, source)
+    assert left == []
+    assert "def act(self, x, hidden, w=None, scale=1.0): ..." in text  # the target's
+    assert "def value(self, x, hidden=None, w=None): ..." in text  # the method's
+    assert "def act(self, x, w=None, hidden=None): ..." in text  # the parameter's (index 0)
+    # Each call keeps its meaning under its own definition's placement.
+    assert "net.act(x, h, None, 2.0), net.value(x, h), head.act(x, None, h)" in text
