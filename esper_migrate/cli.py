@@ -63,6 +63,25 @@ def _rule(code: str = typer.Argument(..., help="A finding code, e.g. EM004.")) -
     raise typer.Exit(error(PROG, f"unknown code {code!r} (known: {known})"))
 
 
+spec_app = typer.Typer(
+    help="Work with spec files.", no_args_is_help=True, context_settings=CONTEXT_SETTINGS
+)
+app.add_typer(spec_app, name="spec")
+
+
+@spec_app.command(name="upgrade")
+def _spec_upgrade(
+    file: str = typer.Argument(..., help="A format-1 spec file (a single [parameter] table)."),
+) -> None:
+    """Print a format-1 spec in format 2 (validated; redirect it to a file to keep it)."""
+    from esper_migrate.spec import SpecError, read_spec_text, upgrade_text
+
+    try:
+        typer.echo(upgrade_text(read_spec_text(file), file), nl=False)
+    except SpecError as exc:
+        raise typer.Exit(error(PROG, str(exc))) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     return run(app, PROG, argv)

@@ -10,7 +10,14 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from esper_migrate.index import FunctionInfo, Index, TargetMethod, callee_name, type_name
+from esper_migrate.index import (
+    FunctionInfo,
+    Index,
+    ParamInfo,
+    TargetMethod,
+    callee_name,
+    type_name,
+)
 from esper_migrate.records import Code, Edit, EditKind, Span, Tier, Unit
 from esper_migrate.spec import MigrationSpec
 
@@ -284,7 +291,12 @@ class FileContext:
                     stack.append((child, scope, child.name, exempt))
                     continue
                 elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                    target = self.index.is_target(cls, child.name) if cls else None
+                    if cls:
+                        target = self.index.is_target(cls, child.name)
+                    elif node is self.tree:
+                        target = self.index.is_target("", child.name)
+                    else:
+                        target = None
                     inner = Scope(child, scope, cls, target)
                     self.scopes[id(child)] = inner
                     stack.append((child, inner, None, exempt))
@@ -421,7 +433,32 @@ class FileContext:
         """An unresolved unit: nothing is changed, the site is named with why and what to do."""
         self.add_unit(self.unit(node, code, tier, message, (), reason, suggestion))
 
-    def features_param(self, fn: FunctionInfo, storage_add: bool = False) -> str | None:
+    def placement_problem(self, params: list[ParamInfo], anchor: str) -> tuple[str, str] | None:
+        """(reason, suggestion) when the new parameter cannot go right after ``anchor`` in
+        ``params`` without a SyntaxError: a required one after a defaulted positional
+        parameter, or an optional one before a required positional parameter."""
+        new = self.spec.parameter.name
+        names = [p["name"] for p in params]
+        k = names.index(anchor)
+        before, later = params[: k + 1], params[k + 1 :]
+        if self.spec.parameter.default is None:
+            if any(p["has_default"] and p["kind"] in ("pos", "posonly") for p in before):
+                return (
+                    f"`{anchor}` has a default, a required `{new}` cannot follow",
+                    f"add `{new}` with a default after `{anchor}`",
+                )
+            return None
+        required = [p["name"] for p in later if p["kind"] == "pos" and not p["has_default"]]
+        if required:
+            return (
+                f"an optional `{new}` after `{anchor}` would precede the required `{required[0]}`",
+                f"place `{new}` after `{required[-1]}` (placement.after) or add it by hand",
+            )
+        return None
+
+    def features_param(
+        self, fn: FunctionInfo, storage_add: bool = False, owner: str | None = None
+    ) -> str | None:
         """The name of the parameter the new one follows."""
         params = [p for p in fn["params"] if p["kind"] in ("pos", "posonly")]
         if storage_add:
@@ -429,7 +466,6 @@ class FileContext:
             for p in params:
                 if p["name"] in stems:
                     return p["name"]
-        pos = self.spec.parameter.after_position
         new = self.spec.parameter.name
-        params = [p for p in params if p["name"] != new]
-        return params[pos]["name"] if len(params) > pos else None
+        placement = self.index.placement_for(fn, owner)
+        return placement.anchor([p["name"] for p in params if p["name"] != new])

@@ -169,6 +169,8 @@ class Session:
         self.trees: dict[str, ast.Module] = {}
         self.summaries: dict[str, FileSummary] = {}
         self.errors: dict[str, str] = {}
+        #: Files that inform the index only (kept for the next parameter's session).
+        self.context_sources: dict[str, bytes] = {}
         self._index: Index | None = None
 
     def add_file(self, path: str, source: bytes, summary: FileSummary | None = None) -> None:
@@ -212,6 +214,7 @@ class Session:
 
     def add_context_file(self, path: str, source: bytes) -> None:
         """A file that informs the index but is never planned (outside the paths given)."""
+        self.context_sources[path] = source
         if not self._prefilter.search(source):
             return
         try:
@@ -284,10 +287,11 @@ def analyze(
     """The planned units of the files under ``paths`` as findings: what ``apply`` would fix
     (``fix``) or why it cannot (``unfixable_reason``)."""
     spec = spec or load_spec()
-    session = load_session(paths, spec, excludes)
     out: list[Finding] = []
-    for plan in session.plans():
-        out.extend(plan.findings())
+    for thread in spec.threads():  # each parameter's findings on the tree as it is
+        session = load_session(paths, thread, excludes)
+        for plan in session.plans():
+            out.extend(plan.findings())
     return out
 
 
@@ -354,8 +358,56 @@ def run_apply(
     context: Sequence[str | Path] = (),
 ) -> ApplyResult:
     """Plan and rewrite in memory (nothing is written here); ``context`` as in
-    :func:`load_session`."""
-    session = load_session(paths, spec, excludes, exclude_root, context)
+    :func:`load_session`. A spec with several parameters threads them one after the other,
+    each on the sources the previous one rewrote; the result is one migration."""
+    threads = spec.threads()
+    session = load_session(paths, threads[0], excludes, exclude_root, context)
+    result = _apply_session(session, jobs)
+    for thread in threads[1:]:
+        session = _next_session(session, thread, result)
+        result = _merged(result, _apply_session(session, jobs))
+    return result
+
+
+def _next_session(previous: Session, spec: MigrationSpec, result: ApplyResult) -> Session:
+    """A session for the next parameter over what the previous one left: each file's rewritten
+    source (or its original, where it was not rewritten)."""
+    current = {r.path: r.new for r in result.results if r.error is None}
+    session = Session(spec)
+    for path in previous.files:
+        if path not in previous.sources:
+            session.files.append(path)  # unreadable: keep its error
+            session.errors[path] = previous.errors[path]
+            continue
+        session.add_file(path, current.get(path, previous.sources[path]))
+    for path, source in previous.context_sources.items():
+        session.add_context_file(path, source)
+    return session
+
+
+def _merged(first: ApplyResult, second: ApplyResult) -> ApplyResult:
+    """Two parameters' results as one: each file's original, its last source, all units."""
+    by_path = {r.path: r for r in first.results}
+    for r in second.results:
+        before = by_path.get(r.path)
+        if before is None:
+            by_path[r.path] = r
+            continue
+        plan = FilePlan(
+            r.path,
+            units=before.plan.units + r.plan.units,
+            suppressed=before.plan.suppressed + r.plan.suppressed,
+            error=before.plan.error or r.plan.error,
+        )
+        error = before.error or r.error
+        new = before.new if before.error is not None else r.new
+        by_path[r.path] = FileResult(r.path, before.original, new, plan, error)
+    errors = {**first.errors, **second.errors}
+    candidates = max(first.candidates, second.candidates)
+    return ApplyResult(first.files_scanned, candidates, list(by_path.values()), errors)
+
+
+def _apply_session(session: Session, jobs: int) -> ApplyResult:
     plans = session.plans()
     todo = [(p.path, session.sources[p.path], p.edits, p.regions) for p in plans if p.edits]
     if jobs > 1 and len(todo) > 1:
@@ -392,7 +444,18 @@ def unified_diff(result: FileResult) -> str:
 def migrate_sources(
     sources: dict[str, bytes], spec: MigrationSpec
 ) -> tuple[dict[str, bytes], list[Unit], dict[str, str]]:
-    """In-memory apply over a set of files: (new sources, unresolved sites, errors)."""
+    """In-memory apply over a set of files: (new sources, unresolved sites, errors); a spec with
+    several parameters threads them one after the other."""
+    threads = spec.threads()
+    if len(threads) > 1:
+        unresolved_all: list[Unit] = []
+        errors_all: dict[str, str] = {}
+        current = dict(sources)
+        for thread in threads:
+            current, left, errs = migrate_sources(current, thread)
+            unresolved_all.extend(left)
+            errors_all.update(errs)
+        return current, unresolved_all, errors_all
     session = Session(spec)
     for path, source in sources.items():
         session.add_file(path, source)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TypedDict
 
-from esper_migrate.spec import MigrationSpec, ProducerSpec, StorageSpec
+from esper_migrate.spec import MigrationSpec, Placement, ProducerSpec, StorageSpec
 
 #: Bumped whenever the summary layout changes (part of any cache key).
 SUMMARY_VERSION = 1
@@ -181,6 +181,11 @@ def _function_info(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) 
     )
 
 
+def function_info(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> FunctionInfo:
+    """A module-level function's signature as the index records it."""
+    return _function_info(fn, is_method=False)
+
+
 def method_info(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> FunctionInfo:
     """A method's signature as the index records it (without ``self``)."""
     return _function_info(fn, is_method=True)
@@ -284,6 +289,8 @@ class Index:
     producers: dict[str, ProducerSpec] = field(default_factory=dict)
     #: Repository-wide results the rules compute once per index (see ``lint.per_index``).
     memo: dict[str, object] = field(default_factory=dict)
+    #: id() of an indexed target definition -> the placement its spec target overrides.
+    placement_overrides: dict[int, Placement] = field(default_factory=dict)
 
     @classmethod
     def build(cls, summaries: Iterable[FileSummary], spec: MigrationSpec) -> Index:
@@ -295,7 +302,42 @@ class Index:
                 index.functions.setdefault(name, []).append(fn)
         index._resolve_producers()
         index._resolve_targets()
+        index._resolve_placements()
         return index
+
+    def placement_of(self, cls_name: str | None, method: str) -> Placement:
+        """The placement for ``method`` of ``cls_name`` (its spec target's override, else the
+        parameter's)."""
+        target = self.targets.get((cls_name, method)) if cls_name is not None else None
+        if target is not None:
+            for t in self.spec.targets:
+                if t.name == target.origin:
+                    override = t.placement_for(method)
+                    if override is not None:
+                        return override
+        return self.spec.parameter.placement
+
+    def placement_for(self, fn: FunctionInfo, owner: str | None = None) -> Placement:
+        """The placement for an indexed definition (by identity) or ``owner``'s method."""
+        found = self.placement_overrides.get(id(fn))
+        if found is not None:
+            return found
+        return self.placement_of(owner, fn["name"])
+
+    def _resolve_placements(self) -> None:
+        if not any(t.placement or t.method_placement for t in self.spec.targets):
+            return
+        for cls_name, method in self.targets:
+            placement = self.placement_of(cls_name, method)
+            if placement is self.spec.parameter.placement:
+                continue
+            for info in self.classes.get(cls_name, []):
+                fn = info["methods"].get(method)
+                if fn is not None:
+                    self.placement_overrides[id(fn)] = placement
+            if cls_name == "":
+                for fn in self.functions.get(method, []):
+                    self.placement_overrides[id(fn)] = placement
 
     # -- classes -------------------------------------------------------------------------
 
@@ -346,7 +388,13 @@ class Index:
     def compatible(self, a: FunctionInfo, b: FunctionInfo) -> bool:
         """Same signature up to the features parameter's name and the new parameter."""
         pa, pb = self._strip(a["params"]), self._strip(b["params"])
-        pos = self.spec.parameter.after_position
+        placement = self.placement_for(b)
+        named = placement.named_anchor(pb)
+        if named is not None:
+            # Placed by name: the signatures must agree from the anchor on, anchor included.
+            pos = pb.index(named)
+            return len(pa) == len(pb) and pa[pos:] == pb[pos:]
+        pos = placement.index
         if len(pa) != len(pb) or len(pa) < pos + 2:
             return False
         return pa[pos + 1 :] == pb[pos + 1 :]
@@ -354,6 +402,10 @@ class Index:
     def _resolve_targets(self) -> None:
         spec_methods: dict[str, set[str]] = {}
         for t in self.spec.targets:
+            if t.kind == "function":
+                # Keyed with an empty class: ``is_target("", name)``.
+                self.targets[("", t.name)] = TargetMethod("", t.name, t.name, "spec")
+                continue
             spec_methods.setdefault(t.name, set()).update(t.methods)
         for origin, methods in spec_methods.items():
             self.target_types.setdefault(origin, set()).add(origin)
@@ -366,6 +418,7 @@ class Index:
                     self.targets[(name, st.add_method)] = TargetMethod(
                         name, st.add_method, st.class_name, "storage"
                     )
+        protocols = sorted({t.name for t in self.spec.targets if t.kind == "protocol"})
         for name, infos in self.classes.items():
             if name in spec_methods:
                 continue
@@ -375,6 +428,14 @@ class Index:
                     self.target_types.setdefault(name, set()).add(origin)
                     for m in spec_methods[origin]:
                         self.targets[(name, m)] = TargetMethod(name, m, origin, "subclass")
+            for origin in protocols:
+                if origin not in self.target_types.get(name, set()) and self._implements(
+                    name, origin, spec_methods[origin]
+                ):
+                    self.target_types.setdefault(name, set()).add(origin)
+                    for m in spec_methods[origin]:
+                        if (name, m) not in self.targets:
+                            self.targets[(name, m)] = TargetMethod(name, m, origin, "structural")
             for info in infos:
                 for m, fn in info["methods"].items():
                     if (name, m) in self.targets:
@@ -387,6 +448,19 @@ class Index:
                             self.target_types.setdefault(name, set()).add(origin)
                             self.targets[(name, m)] = TargetMethod(name, m, origin, "structural")
                             break
+
+    def _implements(self, name: str, protocol: str, methods: set[str]) -> bool:
+        """Whether class ``name`` has every member of ``protocol`` the spec names, each with
+        the protocol's parameters (the new one aside): structural typing, as a type checker
+        decides it, never one method name alone."""
+        members = [(m, ref) for m in sorted(methods) if (ref := self.method(protocol, m))]
+        if not members:
+            return False
+        for m, ref in members:
+            fn = self.method(name, m)
+            if fn is None or self._strip(fn["params"]) != self._strip(ref["params"]):
+                return False
+        return True
 
     def is_target(self, cls_name: str, method: str) -> TargetMethod | None:
         return self.targets.get((cls_name, method))
@@ -429,7 +503,7 @@ class Index:
         """Text a file must contain for any rule to plan something in it: a target type (or
         implementer, subclass, storage class), a producer or wrapper, an attribute typed as a
         target, or a call of a target method by name. Files without it are not planned."""
-        names = set(self.target_types) | set(self.producers)
+        names = set(self.target_types) | set(self.producers) | set(self.spec.target_functions)
         attrs: set[str] = set()
         for infos in self.classes.values():
             for info in infos:

@@ -27,6 +27,7 @@ class Code(StrEnum):
     POSITIONAL_SLIDE = "EM004"
     STORAGE_MISSING_COMPANION = "EM005"
     COMPANION_UNUSED = "EM006"
+    FORBIDDEN_CALL = "EM007"
     UNUSED_SUPPRESSION = "EM100"
 
 
@@ -104,6 +105,8 @@ class Edit:
     extra: str | None = None
     #: ARGUMENT: the source text of the argument the value follows (for the fix text).
     follows: str | None = None
+    #: PARAMETER: the default's source text, written verbatim (None: a required parameter).
+    default: str | None = None
 
     def describe(self) -> str:
         """The edit as one imperative phrase (the fix text of its unit is made of these)."""
@@ -111,9 +114,13 @@ class Edit:
         if kind is EditKind.ARGUMENT:
             if self.positional:
                 return f"pass `{self.text}` positionally right after `{self.follows}`"
+            if self.after is None:
+                return f"pass `{self.extra}={self.text}` as the last argument"
             return f"pass `{self.extra}={self.text}` right after `{self.follows}`"
         if kind is EditKind.PARAMETER:
             spelled = f"{self.text}: {self.extra}" if self.extra else self.text
+            if self.default is not None:
+                spelled += f" = {self.default}" if self.extra else f"={self.default}"
             return f"insert parameter `{spelled}` after `{self.after}`"
         if kind is EditKind.DOCSTRING:
             return "document it in the docstring's `Args:`"

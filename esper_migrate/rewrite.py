@@ -122,6 +122,13 @@ class _Rewriter(cst.CSTTransformer):
                 cst.Annotation(cst.parse_expression(e.extra)) if e.extra is not None else None
             )
             new = cst.Param(name=cst.Name(e.text), annotation=annotation)
+            if e.default is not None:
+                # PEP 8: spaces around = only when the parameter is annotated.
+                space = cst.SimpleWhitespace(" " if annotation is not None else "")
+                new = new.with_changes(
+                    default=cst.parse_expression(e.default),
+                    equal=cst.AssignEqual(whitespace_before=space, whitespace_after=space),
+                )
             for attr in ("posonly_params", "params"):
                 group: Sequence[cst.Param] = getattr(params, attr)
                 names = [p.name.value for p in group]
@@ -153,7 +160,11 @@ class _Rewriter(cst.CSTTransformer):
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         for e in self._edits(EditKind.ARGUMENT, original_node):
             args = updated_node.args
-            if isinstance(e.after, int):
+            if e.after is None:
+                if not args:
+                    raise RewriteError(f"line {e.line}: no argument to pass `{e.extra}` after")
+                k = len(args) - 1  # a keyword after every argument (``**kw`` included)
+            elif isinstance(e.after, int):
                 k = e.after
             else:
                 keys = [a.keyword.value if a.keyword else None for a in args]

@@ -70,6 +70,19 @@ def _position(fn: FunctionInfo, name: str) -> int | None:
     return None
 
 
+def _expected(index: Index, proto_fn: FunctionInfo, param: str, fallback: int) -> int:
+    """Where the spec's placement puts the parameter in the protocol's member: right after
+    the anchor ``after``/``before``/``position`` names when the member has it, else after the
+    index fallback."""
+    positional = [
+        p["name"]
+        for p in proto_fn["params"]
+        if p["kind"] in ("pos", "posonly") and p["name"] != param
+    ]
+    named = index.placement_for(proto_fn).named_anchor(positional)
+    return positional.index(named) + 1 if named is not None else fallback
+
+
 def _implements(index: Index, info: ClassInfo, protocol: str, members: list[str]) -> Tier | None:
     if info["name"] == protocol:
         return None
@@ -87,7 +100,7 @@ def _member_tier(index: Index, info: ClassInfo, member: str, tier: Tier) -> Tier
 
 
 #: (class, method) -> (its tier, the group it belongs to, the protocol's name).
-_Drift = dict[tuple[str, str], tuple[Tier, list[tuple[ClassInfo, FunctionInfo, Tier]], str]]
+_Drift = dict[tuple[str, str], tuple[Tier, list[tuple[ClassInfo, FunctionInfo, Tier]], str, int]]
 
 
 def _drift_table(index: Index, param: str, expected: int) -> _Drift:
@@ -121,9 +134,10 @@ def _drift_table(index: Index, param: str, expected: int) -> _Drift:
             )
             if len({_position(fn, param) for _, fn, _ in group}) < 2:
                 continue
+            where = _expected(index, proto_info["methods"][member], param, expected)
             for info, fn, tier in group:
-                if _position(fn, param) != expected:
-                    table[(info["name"], member)] = (tier, group, target.name)
+                if _position(fn, param) != where:
+                    table[(info["name"], member)] = (tier, group, target.name, where)
     return table
 
 
@@ -183,8 +197,8 @@ Not applicable (no automatic fix).
                 position = _position(fn, param)
                 if hit is None or position is None:
                     continue  # in line with the group, or lacking it (EM002: apply adds it)
-                tier, group, protocol = hit
-                found.append(_finding(ctx, info, fn, tier, group, position, expected, protocol))
+                tier, group, protocol, where = hit
+                found.append(_finding(ctx, info, fn, tier, group, position, where, protocol))
         return found
 
 

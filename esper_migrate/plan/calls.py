@@ -55,6 +55,8 @@ class CallSite:
 
     @property
     def where(self) -> str:
+        if self.cls == "":
+            return f"`{self.method}`"  # a module-level function target
         return f"`{self.cls or '?'}.{self.method}`"
 
 
@@ -127,6 +129,8 @@ def signatures(
     features = ctx.features_param(fn, storage_add)
     if features is None:
         return None
+    if ctx.placement_problem(params, features) is not None:
+        return None
     k = [p["name"] for p in params].index(features)
     added = ParamInfo(
         name=new, annotation=None, has_default=ctx.spec.parameter.default is not None, kind="pos"
@@ -154,6 +158,13 @@ def resolve_call(ctx: FileContext, scope: Scope, call: ast.Call) -> CallSite | N
                 return None
             return CallSite(call, owner, method, definition, Tier.RESOLVED, target.how == "storage")
         return _by_name(ctx, call, method, method in storage_adds)
+    if isinstance(func, ast.Name) and func.id in ctx.spec.target_functions:
+        b = scope.lookup(func.id, call.lineno, call.col_offset)
+        if b is None or b.kind in ("import", "def", "other"):
+            definitions = index.functions.get(func.id, [])
+            if definitions:
+                return CallSite(call, "", func.id, definitions[0], Tier.RESOLVED, False)
+        return None
     # ``net(state)`` and ``self._network(state)``: __call__ of a target instance is forward.
     callee_type = ctx.expr_type(func, scope, call.lineno)
     if callee_type is not None and index.is_target(callee_type, "forward") is not None:
@@ -223,6 +234,8 @@ def classify(ctx: FileContext, scope: Scope, site: CallSite) -> CallPlan | None:
         return plan  # passed by keyword, or forwarded *args/**kwargs carry it
     pair = signatures(ctx, site.definition, site.storage_add)
     if pair is None:
+        if ctx.features_param(site.definition, site.storage_add) is not None:
+            return None  # the definition cannot take it where placed: EM002 reports it
         plan.verdict = Verdict.MISSING
         return plan
     old, migrated = pair
@@ -230,6 +243,9 @@ def classify(ctx: FileContext, scope: Scope, site: CallSite) -> CallPlan | None:
     if b_old is None:
         return plan if b_new is not None else None
     plan.features = features_argument(ctx, site)
+    param = ctx.spec.parameter
+    if b_new is not None and new not in b_new and param.optional and not param.require_at_calls:
+        return plan  # an optional parameter the call may omit (its default applies)
     if b_new is None or new not in b_new:
         plan.verdict = Verdict.MISSING
         return plan
@@ -237,6 +253,8 @@ def classify(ctx: FileContext, scope: Scope, site: CallSite) -> CallPlan | None:
     old_param = next((name for name, arg in b_old.items() if arg is slot), "?")
     if is_companion(ctx, scope, slot):
         return plan
+    if ctx.text(slot) in _written_values(ctx):
+        return plan  # what apply writes in the slot (the default, a constant source)
     if plan.features is not None:
         derived = derive(ctx, scope, plan.features[1])
         if isinstance(derived, Derivation) and derived.text == ctx.text(slot):
@@ -248,6 +266,16 @@ def classify(ctx: FileContext, scope: Scope, site: CallSite) -> CallPlan | None:
     literal = isinstance(slot, ast.Constant | ast.Dict | ast.Tuple | ast.List)
     plan.verdict = Verdict.SLIDE if literal or old_votes > new_votes else Verdict.UNCLEAR
     return plan
+
+
+def _written_values(ctx: FileContext) -> set[str]:
+    """Source texts apply passes for the parameter without deriving them: its constant
+    sources and, for an optional one, its default."""
+    param = ctx.spec.parameter
+    out = {s.value for s in param.sources if s.kind == "constant" and s.value is not None}
+    if param.default is not None:
+        out.add(param.default)
+    return out
 
 
 def _line_ups(call: ast.Call, old: list[ParamInfo], migrated: list[ParamInfo]) -> tuple[int, int]:
@@ -421,14 +449,92 @@ def analyse(ctx: FileContext) -> list[CallPlan]:
         plans.append(plan)
         if not plan.needs_value:
             continue
-        if plan.features is None:
-            plan.result = Failure(f"call to {site.where} passes no features argument")
-            continue
-        plan.result = derive(ctx, scope, plan.features[1])
-        plan.passes_on = _passes_on(ctx, scope, plan.features[1])
+        plan.result = value_for(ctx, scope, plan)
+        if plan.features is not None:
+            plan.passes_on = _passes_on(ctx, scope, plan.features[1])
+        if plan.passes_on is None and isinstance(plan.result, Derivation):
+            # A value that is the enclosing target's new parameter lands with its definition.
+            plan.passes_on = plan.result.via_parameter_of
     _claim_renames(plans)
     ctx.shared["calls"] = plans
     return plans
+
+
+def value_for(ctx: FileContext, scope: Scope, plan: CallPlan) -> Result:
+    """The value the call passes, from the spec's sources in their order; the first failure's
+    reason when none gives one. An optional parameter's calls fall back on its default (they
+    must pass something only where later positional arguments would slide into its slot)."""
+    param = ctx.spec.parameter
+    site = plan.site
+    failures: list[Failure] = []
+    placed = ctx.features_param(site.definition, site.storage_add) is not None
+    for source in param.sources:
+        result: Result
+        if source.kind != "companion" and not placed:
+            # The definition cannot take the parameter (its EM002 says why): no value helps.
+            result = Failure(f"{site.where} has no parameter to place `{param.name}` after")
+        elif source.kind == "companion":
+            if plan.features is None:
+                result = Failure(f"call to {site.where} passes no features argument")
+            else:
+                result = derive(ctx, scope, plan.features[1])
+        elif source.kind == "self":
+            result = _self_source(ctx, scope, source.attr or param.name)
+        elif source.kind == "parameter":
+            result = _parameter_source(ctx, scope, param.name)
+        else:
+            assert source.value is not None
+            result = Derivation(source.value, "the spec's constant")
+        if isinstance(result, Derivation):
+            return result
+        failures.append(result)
+    if placed and param.optional and not param.require_at_calls:
+        return Derivation(
+            param.default or "None",
+            "the parameter's default: the call omits it, its later positional arguments "
+            "keep their slots",
+        )
+    return failures[0]
+
+
+def _self_source(ctx: FileContext, scope: Scope, attr: str) -> Result:
+    fn, cls = scope.function, scope.cls
+    if fn is None or cls is None or not fn.args.args or fn.args.args[0].arg != "self":
+        return Failure(f"`self.{attr}`: the call is not in a method")
+    for node in ctx.class_defs:
+        if node.name != cls:
+            continue
+        for sub in ast.walk(node):
+            targets = (
+                sub.targets
+                if isinstance(sub, ast.Assign)
+                else [sub.target]
+                if isinstance(sub, ast.AnnAssign | ast.AugAssign)
+                else []
+            )
+            for t in targets:
+                if (
+                    isinstance(t, ast.Attribute)
+                    and t.attr == attr
+                    and isinstance(t.value, ast.Name)
+                    and t.value.id == "self"
+                ):
+                    return Derivation(f"self.{attr}", f"`{cls}` sets `self.{attr}`")
+    return Failure(f"`{cls}` never sets `self.{attr}`")
+
+
+def _parameter_source(ctx: FileContext, scope: Scope, name: str) -> Result:
+    fn = scope.function
+    if fn is None:
+        return Failure(f"the call is at module level: no parameter `{name}` to pass")
+    a = fn.args
+    every = [*a.posonlyargs, *a.args, *a.kwonlyargs]
+    if any(arg.arg == name for arg in every):
+        return Derivation(name, f"the parameter `{name}` of `{fn.name}`")
+    if scope.target is not None:
+        # The enclosing method gains the parameter in this run: the call passes it on.
+        return Derivation(name, f"the new parameter `{name}` of `{fn.name}`", via_parameter_of=fn)
+    return Failure(f"`{fn.name}` has no parameter `{name}`")
 
 
 def _claim_renames(plans: list[CallPlan]) -> None:
@@ -449,10 +555,31 @@ def _claim_renames(plans: list[CallPlan]) -> None:
 def argument_edits(ctx: FileContext, plan: CallPlan, code: Code) -> list[Edit]:
     """The edits that pass the derived value: its side edits (each planned once per file) and
     the argument, positional when a positional argument follows the features, else a keyword."""
-    assert isinstance(plan.result, Derivation) and plan.features is not None
+    assert isinstance(plan.result, Derivation)
     call = plan.site.node
-    after, features = plan.features
     new = ctx.spec.parameter.name
+    if plan.features is None:
+        # No anchor argument to follow (a value from another source): a keyword at the end.
+        last = [*call.args, *(k.value for k in call.keywords)]
+        last.sort(key=lambda n: (n.lineno, n.col_offset))
+        after_end: int | str | None = None
+        follows = ctx.text(last[-1]) if last else None
+        return [
+            ctx.edit(
+                EditKind.ARGUMENT,
+                call,
+                plan.result.text,
+                f"call to {plan.site.where} lacks `{new}`",
+                plan.result.how,
+                code=code,
+                tier=plan.site.tier,
+                after=after_end,
+                positional=False,
+                extra=new,
+                follows=follows,
+            )
+        ]
+    after, features = plan.features
     edits = [
         side for side in plan.result.edits if ctx.once("side", side.kind, side.anchor, side.text)
     ]

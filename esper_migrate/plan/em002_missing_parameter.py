@@ -10,10 +10,12 @@ subclasses, and every class with a method of the same name and a compatible sign
 from __future__ import annotations
 
 import ast
+import builtins
 import re
+from dataclasses import replace
 
 from esper_migrate.context import FileContext
-from esper_migrate.index import method_info
+from esper_migrate.index import function_info, method_info
 from esper_migrate.records import Code, Edit, EditKind, Tier
 from esper_migrate.rule import Example, Expected, Rule, edited
 
@@ -171,8 +173,10 @@ class HeuristicBundle:
 ```
 
 ## Fix
-The parameter goes right after the features parameter (annotated where the annotation's module
-is imported), its `Args:` entry right after the features entry, and every call inside the
+The parameter goes where the spec's `placement` puts it (right after `after`, else after the
+parameter at `index`: for the Phase 4 spec, the features), with its `default` verbatim and its
+annotation where every name it uses is bound (a builtin, an import, or one the spec's `imports`
+adds), its `Args:` entry right after the anchor's entry, and every call inside the
 method that passes the features on gets the parameter, all as one unit: if one of those calls
 cannot be planned, nothing of the unit is, and the definition is reported with the reason.
 
@@ -183,26 +187,36 @@ calls the method must be migrated too.
     EXAMPLES = EXAMPLES
 
     def plan(self, ctx: FileContext) -> None:
-        for cls in ctx.class_defs:
-            storage = ctx.index.storage(cls.name)
-            for fn in cls.body:
-                if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-                    continue
-                target = ctx.index.is_target(cls.name, fn.name)
-                if target is None or (storage is not None and fn.name == storage.add_method):
-                    continue
-                edits = parameter_edits(ctx, cls.name, fn, target.how, target.origin)
-                if edits is None:
-                    continue
-                defs: dict[int, int] = ctx.shared.setdefault("def_units", {})  # type: ignore[assignment]
-                defs[id(fn)] = len(ctx.units)
-                if isinstance(edits, tuple):
-                    message, reason, suggestion = edits
-                    ctx.units.append(
-                        ctx.unit(fn, self.CODE, Tier.RESOLVED, message, (), reason, suggestion)
-                    )
-                else:
-                    ctx.units.append(ctx.unit(fn, self.CODE, Tier.RESOLVED, edits[0].reason, edits))
+        functions = [
+            ("", fn)
+            for fn in ctx.tree.body
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+            and fn.name in ctx.spec.target_functions
+        ]
+        methods = [
+            (cls.name, fn)
+            for cls in ctx.class_defs
+            for fn in cls.body
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        storages = {cls.name: ctx.index.storage(cls.name) for cls in ctx.class_defs}
+        for cls_name, fn in [*functions, *methods]:
+            storage = storages.get(cls_name)
+            target = ctx.index.is_target(cls_name, fn.name)
+            if target is None or (storage is not None and fn.name == storage.add_method):
+                continue
+            edits = parameter_edits(ctx, cls_name, fn, target.how, target.origin)
+            if edits is None:
+                continue
+            defs: dict[int, int] = ctx.shared.setdefault("def_units", {})  # type: ignore[assignment]
+            defs[id(fn)] = len(ctx.units)
+            if isinstance(edits, tuple):
+                message, reason, suggestion = edits
+                ctx.units.append(
+                    ctx.unit(fn, self.CODE, Tier.RESOLVED, message, (), reason, suggestion)
+                )
+            else:
+                ctx.units.append(ctx.unit(fn, self.CODE, Tier.RESOLVED, edits[0].reason, edits))
 
 
 def parameter_edits(
@@ -217,37 +231,25 @@ def parameter_edits(
     cannot take the parameter; None when it has it already."""
     spec = ctx.spec
     new = spec.parameter.name
-    info = method_info(fn)
+    info = method_info(fn) if cls else function_info(fn)
     params = info["params"]
     if any(p["name"] == new for p in params):
         return None
-    where = f"`{cls}.{fn.name}`"
+    where = f"`{cls}.{fn.name}`" if cls else f"`{fn.name}`"
     message = f"{where} lacks `{new}`"
     if features is None:
-        features = ctx.features_param(info)
+        features = ctx.features_param(info, owner=cls)
     if features is None:
         return (
             message,
             "it has no features parameter to place it after",
             f"add `{new}` to the signature by hand",
         )
-    names = [p["name"] for p in params]
-    before = params[: names.index(features) + 1]
-    if spec.parameter.default is None and any(
-        p["has_default"] and p["kind"] in ("pos", "posonly") for p in before
-    ):
-        return (
-            message,
-            f"`{features}` has a default, a required `{new}` cannot follow",
-            f"add `{new}` with a default after `{features}`",
-        )
-    annotation = spec.parameter.annotation
-    if annotation is not None:
-        # Annotate only where the annotation's module is imported (else a NameError).
-        root = annotation.split(".")[0].split("[")[0]
-        bound = ctx.module_scope.bindings.get(root, [])
-        if not any(b.kind in ("import", "other", "assign") for b in bound):
-            annotation = None
+    problem = ctx.placement_problem(params, features)
+    if problem is not None:
+        return (message, *problem)
+    default = spec.parameter.default
+    annotation, imports, unannotated = _annotation(ctx, spec.parameter.annotation)
     why = {
         "spec": "named in the spec",
         "subclass": f"subclass of `{origin}`",
@@ -264,12 +266,95 @@ def parameter_edits(
             code=Code.MISSING_PARAMETER,
             after=features,
             extra=annotation,
+            default=default,
         )
     ]
+    if spec.parameter.store_on_self and fn.name == "__init__":
+        store = _store_edit(ctx, fn, new, where)
+        if isinstance(store, str):
+            return (message, store, f"add `{new}` to {where} and `self.{new} = {new}` by hand")
+        edits.append(store)
+    if unannotated:
+        # Said in the derivation: the parameter is written, its annotation cannot be.
+        edits[0] = replace(edits[0], derivation=f"{edits[0].derivation}; {unannotated}")
+    edits.extend(imports)
     doc = _docstring_edit(ctx, fn, features, where)
     if doc is not None:
         edits.append(doc)
     return edits
+
+
+#: Names an annotation may use without an import.
+_BUILTIN_NAMES = frozenset(dir(builtins)) | {"None"}
+
+
+def _annotation(ctx: FileContext, annotation: str | None) -> tuple[str | None, list[Edit], str]:
+    """(annotation to write, import edits it needs, why it is left out ("" if it is not)).
+
+    Every name the annotation uses must be bound in the module: a builtin (``dict``), an
+    existing import or assignment, or a name the spec's ``imports`` table gives an import
+    for (added once per file after the module's last top-level import). Otherwise the
+    parameter is written without it (a NameError, or an F821 under ``from __future__``)."""
+    if annotation is None:
+        return None, [], ""
+    expr = ast.parse(annotation, mode="eval").body
+    roots = sorted({n.id for n in ast.walk(expr) if isinstance(n, ast.Name)} - _BUILTIN_NAMES)
+    missing = [
+        r
+        for r in roots
+        if not any(
+            b.kind in ("import", "other", "assign") for b in ctx.module_scope.bindings.get(r, [])
+        )
+    ]
+    if not missing:
+        return annotation, [], ""
+    given = ctx.spec.parameter.imports
+    lacking = [m for m in missing if m not in given]
+    anchor = _last_import(ctx.tree)
+    if lacking or anchor is None:
+        why = (
+            f"`{'`, `'.join(lacking)}` not imported here and the spec's `imports` gives none"
+            if lacking
+            else "the module has no top-level import to add one after"
+        )
+        return None, [], f"annotation `{annotation}` left out: {why}"
+    edits = [
+        ctx.edit(
+            EditKind.STATEMENT,
+            anchor,
+            given[m],
+            f"the annotation `{annotation}` needs `{m}`",
+            "import from the spec's `imports` table",
+            code=Code.MISSING_PARAMETER,
+        )
+        for m in missing
+        if ctx.once("annotation-import", m)
+    ]
+    return annotation, edits, ""
+
+
+def _store_edit(
+    ctx: FileContext, fn: ast.FunctionDef | ast.AsyncFunctionDef, new: str, where: str
+) -> Edit | str:
+    """``self.<new> = <new>`` after the constructor's last top-level simple statement (before
+    a final ``return``); the reason when there is none to place it after."""
+    simple = (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Pass, ast.Assert)
+    body = [s for s in fn.body if not isinstance(s, ast.Return)]
+    if not body or not isinstance(body[-1], simple):
+        return f"{where} does not end in a simple statement to store `{new}` after"
+    return ctx.edit(
+        EditKind.STATEMENT,
+        body[-1],
+        f"self.{new} = {new}",
+        f"{where} stores `{new}` (store_on_self)",
+        "stored on self after the constructor's last statement",
+        code=Code.MISSING_PARAMETER,
+    )
+
+
+def _last_import(tree: ast.Module) -> ast.stmt | None:
+    imports = [s for s in tree.body if isinstance(s, ast.Import | ast.ImportFrom)]
+    return imports[-1] if imports else None
 
 
 def _docstring_edit(

@@ -279,7 +279,7 @@ def test_invalid_spec_names_the_field(tmp_path: Path) -> None:
     bad.write_text('[parameter]\nname = "x"\n[[targets]]\nname = "A"\nmethods = []\n')
     result = CliRunner().invoke(app, ["apply", "--spec", str(bad), str(tmp_path)])
     assert result.exit_code == 2
-    assert "targets.0.methods" in result.output
+    assert "targets.0.methods" in result.output and "spec upgrade" in result.output
 
 
 def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
