@@ -31,6 +31,7 @@ from esper_migrate.records import PARSE_ERRORS, Finding
 if TYPE_CHECKING:
     from esper_migrate.cache import CheckCache
     from esper_migrate.config import CheckConfig
+    from esper_migrate.discover import Discovery, Skipped
     from esper_migrate.index import FileSummary, Index
     from esper_migrate.spec import MigrationSpec
 
@@ -125,8 +126,13 @@ def run_check(options: CheckOptions, out: TextIO | None = None, err: TextIO | No
         if type(exc).__name__ == "SpecError":  # imported lazily, so matched by name
             err.write(f"esper-migrate check: error: {exc}\n")
             return EXIT_ERROR
-        err.write(f"esper-migrate check: internal error: {type(exc).__name__}: {exc}\n")
-        err.write(traceback.format_exc())
+        # One line for the user; the traceback for a bug report, on request.
+        if os.environ.get("ESPER_MIGRATE_DEBUG"):
+            err.write(traceback.format_exc())
+        err.write(
+            f"esper-migrate check: internal error: {type(exc).__name__}: {exc} "
+            "(set ESPER_MIGRATE_DEBUG=1 for the traceback)\n"
+        )
         return EXIT_ERROR
 
 
@@ -141,7 +147,7 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
     start = options.paths[0] if options.paths else cwd
-    config = load_config(start, options.config)
+    config = load_config(start, options.config, paths=options.paths)
     roots = list(options.paths) or list(config.paths) or [cwd]
     for path in roots:
         if not path.exists():
@@ -152,13 +158,25 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     spec_path = options.spec or config.spec
     spec_bytes = _spec_bytes(spec_path)
 
-    targets = _discover(roots, config)
-    sources = _read_sources(targets, config.root, cwd)
+    found = _discover(roots, config)
+    if not found.files and found.excluded:
+        raise UsageError(
+            f"every Python file under {' '.join(map(str, roots))} ({found.excluded}) is "
+            "excluded by `exclude` in [tool.esper-migrate]; nothing to check"
+        )
+    # What the walk or the reading could not take: a note, or a failure when files may hide
+    # behind it (an unreadable directory or file), as for a file that does not parse.
+    skipped = list(found.skipped)
+    sources = _read_sources(found.files, config.root, cwd, skipped)
+    for item in skipped:
+        level = "error" if item.hides_code else "warning"
+        err.write(f"esper-migrate check: {level}: {item.path}: skipped: {item.reason}\n")
+    unseen = any(item.hides_code for item in skipped)
     if strictly_inside(roots, config.root):
         # The rest of the project feeds the index (never reported), as for apply: checking
         # one file still resolves the classes defined elsewhere.
         known = {s.key for s in sources}
-        context = _read_sources(_discover([config.root], config), config.root, cwd)
+        context = _read_sources(_discover([config.root], config).files, config.root, cwd, [])
         sources.extend(replace(s, context=True) for s in context if s.key not in known)
     cache = CheckCache(
         config.root,
@@ -169,7 +187,23 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
         {s.key: s.digest for s in sources}, {s.key for s in sources if not s.context}
     )
     if warm is None:
-        per_file, errors = _analyze(sources, spec_path, cache, options.jobs or _cpus())
+        jobs = options.jobs or _cpus()
+        try:
+            per_file, errors = _analyze(sources, spec_path, cache, jobs)
+        except Exception as exc:
+            if not cache.enabled or type(exc).__name__ == "SpecError":
+                raise
+            # Entries of the right outer shape can still hold what the engine cannot read
+            # (a hand-edited cache): discard the cache and analyse from the sources alone.
+            from esper_migrate.cache import discard
+
+            err.write(
+                f"esper-migrate check: warning: discarded the cache in {config.root} "
+                f"({type(exc).__name__}: {exc}); analysing without it\n"
+            )
+            discard(config.root)
+            cache = CheckCache(config.root, content_hash(spec_bytes), enabled=True)
+            per_file, errors = _analyze(sources, spec_path, cache, jobs)
         cache.save()
     else:
         per_file, errors = warm
@@ -202,7 +236,8 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
 
     items = [Reported(f, config.fails(f.code, f.tier)) for f in findings]
     out.write(render(items, options.fmt, statistics=options.statistics))
-    return EXIT_FINDINGS if unchecked or any(item.fails for item in items) else EXIT_CLEAN
+    failing = unchecked or unseen or any(item.fails for item in items)
+    return EXIT_FINDINGS if failing else EXIT_CLEAN
 
 
 def _cpus() -> int:
@@ -220,11 +255,16 @@ def _spec_bytes(spec_path: Path | None) -> bytes:
         raise UsageError(f"{spec_path}: cannot read spec: {exc.strerror}") from None
 
 
-def _discover(roots: list[Path], config: CheckConfig) -> list[Path]:
-    from esper_migrate.discover import discover
+def _discover(roots: list[Path], config: CheckConfig) -> Discovery:
+    from esper_migrate.discover import walk
 
     # Excludes are relative to the project root (the pyproject.toml), as for apply.
-    return discover(roots, config.exclude, config.root if config.source is not None else None)
+    return walk(
+        roots,
+        config.exclude,
+        config.root if config.source is not None else None,
+        boundary=config.root,
+    )
 
 
 def _under(path: str, directory: str) -> str | None:
@@ -235,9 +275,13 @@ def _under(path: str, directory: str) -> str | None:
     return None
 
 
-def _read_sources(files: list[Path], root: Path, cwd: Path) -> list[_Source]:
+def _read_sources(
+    files: list[Path], root: Path, cwd: Path, skipped: list[Skipped]
+) -> list[_Source]:
+    """The files' contents; one that cannot be read is added to ``skipped``."""
     # String arithmetic, not Path.resolve(): a warm run over a big tree is mostly this loop.
     from esper_migrate.cache import content_hash
+    from esper_migrate.discover import Skipped, read_regular_file
 
     # (os.getcwd() and the config root are physical paths already.)
     root_str, cwd_str = str(root), str(cwd)
@@ -250,10 +294,10 @@ def _read_sources(files: list[Path], root: Path, cwd: Path) -> list[_Source]:
             continue
         seen.add(key)
         try:
-            with open(absolute, "rb") as handle:
-                data = handle.read()
+            data = read_regular_file(absolute)
         except OSError as exc:
-            raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+            skipped.append(Skipped(file, f"cannot read: {exc.strerror}", hides_code=True))
+            continue
         digest = content_hash(data)
         display = _under(absolute, cwd_str) or str(file)
         sources.append(_Source(key, display, data, digest))
