@@ -249,10 +249,12 @@ def _cpus() -> int:
 def _spec_bytes(spec_path: Path | None) -> bytes:
     if spec_path is None:
         return (Path(__file__).parent / "specs" / "phase4.toml").read_bytes()
+    from esper_migrate.discover import read_regular_file  # never blocks on a FIFO
+
     try:
-        return spec_path.read_bytes()
+        return read_regular_file(spec_path)
     except OSError as exc:
-        raise UsageError(f"{spec_path}: cannot read spec: {exc.strerror}") from None
+        raise UsageError(f"{spec_path}: cannot read spec: {exc.strerror or exc}") from None
 
 
 def _discover(roots: list[Path], config: CheckConfig) -> Discovery:

@@ -131,10 +131,14 @@ def load_config(
         # outside one, the paths given are. The cwd is the project only when it is the path.
         root = project_root(start) or common_parent(list(paths) or [start])
         return CheckConfig(root=root)
+    from esper_migrate.discover import read_regular_file  # never blocks on a FIFO
+
     try:
-        text = pyproject.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{pyproject}: cannot read: {exc}") from None
+        text = read_regular_file(pyproject).decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{pyproject}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{pyproject}: cannot read: not UTF-8 ({exc.reason})") from None
     tool = _parse(pyproject, text).get("tool", {})
     table = tool.get(TABLE, {}) if isinstance(tool, dict) else {}
     if not isinstance(table, dict):

@@ -153,9 +153,7 @@ class _Walk:
                 return
             real = os.path.realpath(path)
             if bound is not None and not within(real, bound):
-                self.skip(
-                    path, f"symlink to {real}, outside the project root {bound}; never written"
-                )
+                self.skip(path, f"symlink to {real}, outside the project root {bound}")
                 return
         if not stat.S_ISREG(st.st_mode):
             self.skip(path, f"{_kind(st.st_mode)}, not a regular file; never opened")
