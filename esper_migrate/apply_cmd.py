@@ -3,6 +3,7 @@ changes (``--check``); a summary at the end; exit 3 while unresolved sites remai
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -85,7 +86,7 @@ def apply(
     try:
         code = _run(paths or [], diff, check, spec_file, jobs, lock_timeout, progress)
     except KeyboardInterrupt:
-        code = _interrupted("SIGINT", 2, progress)
+        code = _interrupted("SIGINT", signal.SIGINT, progress)
     except Exception as exc:  # a bug: one line, never a traceback in the user's face
         code = _internal_error(exc)
     except BaseException as exc:
