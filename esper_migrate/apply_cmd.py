@@ -12,6 +12,7 @@ import typer
 
 if TYPE_CHECKING:
     from esper_migrate.engine import ApplyResult
+    from esper_migrate.safe_write import SignalState
 
 #: Exit codes.
 EXIT_OK = 0
@@ -87,8 +88,12 @@ def apply(
         code = _run(paths or [], diff, check, spec_file, jobs, lock_timeout, progress)
     except KeyboardInterrupt:
         code = _interrupted("SIGINT", signal.SIGINT, progress)
-    except Exception as exc:  # a bug: one line, never a traceback in the user's face
-        code = _internal_error(exc)
+    except Exception as exc:
+        if progress.signals is not None and progress.signals.received is not None:
+            # The signal's exception came out wrapped (see safe_write.SignalState).
+            code = _interrupted(*_signal_name(progress.signals.received), progress)
+        else:  # a bug: one line, never a traceback in the user's face
+            code = _internal_error(exc)
     except BaseException as exc:
         from esper_migrate.safe_write import Interrupted  # (lazy: check does not pay for it)
 
@@ -98,12 +103,17 @@ def apply(
     raise typer.Exit(code)
 
 
+def _signal_name(signum: int) -> tuple[str, int]:
+    return signal.Signals(signum).name, signum
+
+
 class _Progress:
     """How far the writing got, for the message of an interrupted run."""
 
     def __init__(self) -> None:
         self.written = 0
         self.to_write: int | None = None
+        self.signals: SignalState | None = None
 
 
 def _interrupted(name: str, signum: int, progress: _Progress) -> int:
@@ -174,7 +184,8 @@ def _run(
             if write
             else nullcontext()
         )
-        with lock, raise_on_signals():
+        with lock, raise_on_signals() as signals:
+            progress.signals = signals
             found = walk(targets, excludes, root, boundary=root)
             if not found.files and found.excluded:
                 raise ConfigError(
@@ -188,6 +199,7 @@ def _run(
             result = run_apply(
                 found.files, spec, excludes, jobs, exclude_root=root, context=context
             )
+            signals.check()  # one that a file's error report swallowed
             skipped: dict[str, str] = {}
             for s in found.skipped:
                 if s.hides_code:
@@ -197,6 +209,7 @@ def _run(
             changed = result.changed
             progress.to_write = len(changed) if write else None
             for r in changed:
+                signals.check()
                 if diff:
                     sys.stdout.write(unified_diff(r))
                 elif write:

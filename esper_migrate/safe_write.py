@@ -11,9 +11,10 @@ Three guarantees, each against a way a run used to lose or leave something:
   first one's output instead of rewriting the same originals twice.
 - **No temporary file outlives its run.** The new content goes to a temporary file beside the
   target, named ``.<name>.esper-migrate-<pid>-<random>.tmp``, removed on every exit path;
-  :func:`raise_on_signals` turns SIGTERM and SIGHUP into an exception so that those paths run
-  on a ``kill`` too. Only SIGKILL can leave one behind: :func:`remove_stale` deletes those of
-  dead processes on the next run (discovery finds them; no ``*.py`` glob ever matches them).
+  :func:`raise_on_signals` turns SIGINT, SIGTERM and SIGHUP into an exception so that those
+  paths run on a ``kill`` too. Only SIGKILL can leave one behind: :func:`remove_stale`
+  deletes those of dead processes on the next run (discovery finds them; no ``*.py`` glob
+  ever matches them).
 
 A file is also never written when it is read-only (no write bit, or not writable by this
 user: root would otherwise replace a 0444 file silently) or when its real location is
@@ -50,7 +51,7 @@ class LockTimeout(Exception):
 
 
 class Interrupted(BaseException):
-    """SIGTERM or SIGHUP arrived while :func:`raise_on_signals` was active.
+    """SIGINT, SIGTERM or SIGHUP arrived while :func:`raise_on_signals` was active.
 
     A BaseException, like KeyboardInterrupt, so that ``except Exception`` blocks do not
     swallow it on the way out.
@@ -95,9 +96,13 @@ def write_if_unchanged(
     mode = stat.S_IMODE(os.stat(real).st_mode)
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{real.name}.esper-migrate-{os.getpid()}-", suffix=".tmp", dir=real.parent
+        # The name is bound before the file exists: a signal that interrupts us right after
+        # the create (mkstemp would still be returning) must find it to remove. The pid in the
+        # name makes it ours alone, so O_EXCL never meets a file we did not create.
+        tmp = os.path.join(
+            real.parent, f".{real.name}.esper-migrate-{os.getpid()}-{os.urandom(6).hex()}.tmp"
         )
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         # No fsync: atomicity against a killed process needs only the rename (the page cache
         # outlives the process), and an fsync per file would dominate a large run.
         with os.fdopen(fd, "wb") as handle:
@@ -111,30 +116,53 @@ def write_if_unchanged(
         tmp = None
     finally:
         if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
+            # (Not there when the create failed or the replace succeeded; not removable only
+            # where it could not have been created.)
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
 
+class SignalState:
+    """What :func:`raise_on_signals` caught.
+
+    The exception a handler raises can be swallowed or wrapped on its way out (Python turns an
+    exception inside ``__set_name__`` during an import into a RuntimeError; a broad ``except``
+    may report it as a file's error), so the signal is recorded too and :meth:`check` raises
+    it again at the next safe point.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise Interrupted(self.received)
+
+
 @contextlib.contextmanager
-def raise_on_signals(signums: Iterable[int] = ()) -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP (or ``signums``) raise :class:`Interrupted`, so
-    that ``finally`` clauses (temporary files, the lock) run as they do for Ctrl-C.
+def raise_on_signals(signums: Iterable[int] = ()) -> Iterator[SignalState]:
+    """Within the block, SIGINT, SIGTERM and SIGHUP (or ``signums``) raise
+    :class:`Interrupted` and are recorded in the yielded :class:`SignalState`, so that
+    ``finally`` clauses (temporary files, the lock) run and the caller can name the signal.
 
     Outside the main thread signal handlers cannot be set; the block then runs unchanged.
     """
+    state = SignalState()
     wanted = list(signums) or [
-        s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s
+        s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s
     ]
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield state
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if state.received is None:
+            state.received = signum
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in wanted}
     try:
-        yield
+        yield state
     finally:
         for s, old in previous.items():
             signal.signal(s, old)

@@ -196,18 +196,18 @@ def test_a_real_sigterm_mid_run_is_clean(tree: Path) -> None:
     """A real process, terminated at several points of its run: no temporary file, no partial
     file, and a clean finish on the next run."""
     make_tree(tree, {f"src/m{i}.py": NET for i in range(40)})
-    for delay in (0.2, 0.5, 0.8):
+    for delay in (0.15, 0.3, 0.45, 0.6, 0.8):
         proc = subprocess.Popen(
             [sys.executable, "-m", "esper_migrate", "apply", "."],
             cwd=tree,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode in (0, 143, -signal.SIGTERM), err
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode in (0, 143, -signal.SIGTERM), out + err
         assert "Traceback" not in err
         assert temp_files(tree) == []
         for path in (tree / "src").glob("*.py"):
