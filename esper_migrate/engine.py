@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import difflib
 import io
 import re
 import tokenize
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from esper_migrate.context import FileContext
-from esper_migrate.discover import discover
+from esper_migrate.discover import discover, read_regular_file
 from esper_migrate.index import FileSummary, Index, summarize_tree
 from esper_migrate.records import PARSE_ERRORS, Edit, EditKind, Finding, Unit
 from esper_migrate.spec import MigrationSpec, load_spec
@@ -260,7 +259,7 @@ def load_session(
     targets = discover(paths, excludes, exclude_root)
     for path in targets:
         try:
-            source = path.read_bytes()
+            source = read_regular_file(path)  # never blocks on a FIFO put in its place
         except OSError as exc:
             session.files.append(str(path))
             session.errors[str(path)] = f"cannot read: {exc.strerror}"
@@ -272,7 +271,7 @@ def load_session(
             if path.resolve() in seen:
                 continue
             with contextlib.suppress(OSError):
-                session.add_context_file(str(path), path.read_bytes())
+                session.add_context_file(str(path), read_regular_file(path))
     return session
 
 
@@ -373,20 +372,6 @@ def run_apply(
             errors[plan.path] = f"not rewritten: {err}"
         results.append(FileResult(plan.path, source, new if new is not None else source, plan, err))
     return ApplyResult(len(session.files), len(session.candidates), results, errors)
-
-
-def unified_diff(result: FileResult) -> str:
-    def lines(data: bytes) -> list[str]:
-        return decode(data).splitlines(keepends=True)
-
-    return "".join(
-        difflib.unified_diff(
-            lines(result.original),
-            lines(result.new),
-            fromfile=f"a/{result.path}",
-            tofile=f"b/{result.path}",
-        )
-    )
 
 
 def migrate_sources(
