@@ -91,7 +91,8 @@ def apply(
     except Exception as exc:
         if progress.signals is not None and progress.signals.received is not None:
             # The signal's exception came out wrapped (see safe_write.SignalState).
-            code = _interrupted(*_signal_name(progress.signals.received), progress)
+            received = progress.signals.received
+            code = _interrupted(signal.Signals(received).name, received, progress)
         else:  # a bug: one line, never a traceback in the user's face
             code = _internal_error(exc)
     except BaseException as exc:
@@ -103,10 +104,6 @@ def apply(
     raise typer.Exit(code)
 
 
-def _signal_name(signum: int) -> tuple[str, int]:
-    return signal.Signals(signum).name, signum
-
-
 class _Progress:
     """How far the writing got, for the message of an interrupted run."""
 
@@ -116,16 +113,19 @@ class _Progress:
         self.signals: SignalState | None = None
 
 
-def _interrupted(name: str, signum: int, progress: _Progress) -> int:
+def _interrupted_line(name: str, progress: _Progress) -> str:
     if progress.to_write is None:
         done = "before writing anything"
     else:
         done = f"after writing {progress.written} of {progress.to_write} files"
-    typer.echo(
+    return (
         f"esper-migrate: interrupted by {name} {done}; every file is either as it was or "
-        "completely migrated, run again to finish",
-        err=True,
+        "completely migrated, run again to finish"
     )
+
+
+def _interrupted(name: str, signum: int, progress: _Progress) -> int:
+    typer.echo(_interrupted_line(name, progress), err=True)
     return EXIT_SIGNAL_BASE + signum
 
 
@@ -162,9 +162,11 @@ def _run(
     from esper_migrate.safe_write import (
         LockTimeout,
         WriteRefused,
+        exit_now,
         project_lock,
         raise_on_signals,
         remove_stale,
+        signal_name,
         write_if_unchanged,
     )
     from esper_migrate.spec import SpecError, load_spec
@@ -186,6 +188,12 @@ def _run(
         )
         with lock, raise_on_signals() as signals:
             progress.signals = signals
+            # Until the first write there is nothing to clean up: a signal ends the run at
+            # once (unwinding through the rewrite's process pool can hang). From the first
+            # write on it raises, so that the temporary file and the lock are let go.
+            signals.on_signal = exit_now(
+                lambda signum: _interrupted_line(signal_name(signum), progress)
+            )
             found = walk(targets, excludes, root, boundary=root)
             if not found.files and found.excluded:
                 raise ConfigError(
@@ -208,6 +216,8 @@ def _run(
                     skipped[str(s.path)] = s.reason
             changed = result.changed
             progress.to_write = len(changed) if write else None
+            if write:
+                signals.on_signal = None
             for r in changed:
                 signals.check()
                 if diff:

@@ -114,11 +114,27 @@ def run_check(options: CheckOptions, out: TextIO | None = None, err: TextIO | No
     """The whole command; returns the exit code. Never raises."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    try:
+        return _guarded(options, out, err)
+    except KeyboardInterrupt:  # Ctrl-C before the handler below is in place
+        err.write("esper-migrate check: interrupted by SIGINT\n")
+        return 130
+
+
+def _guarded(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     from esper_migrate.baseline import BaselineError
     from esper_migrate.config import ConfigError
+    from esper_migrate.safe_write import exit_now, raise_on_signals, signal_name
 
     try:
-        return _run(options, out, err)
+        with raise_on_signals() as signals:
+            # Nothing to clean up (the cache is written atomically): a signal ends the run
+            # at once with one line, and the forked workers of a cold run leave quietly
+            # instead of printing tracebacks.
+            signals.on_signal = exit_now(
+                lambda signum: f"esper-migrate check: interrupted by {signal_name(signum)}"
+            )
+            return _run(options, out, err)
     except (UsageError, ConfigError, BaselineError) as exc:
         err.write(f"esper-migrate check: error: {exc}\n")
         return EXIT_ERROR
