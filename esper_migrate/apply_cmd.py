@@ -136,7 +136,8 @@ def apply(
     except Exception as exc:
         if progress.signals is not None and progress.signals.received is not None:
             # The signal's exception came out wrapped (see safe_write.SignalState).
-            code = _interrupted(*_signal_name(progress.signals.received), progress)
+            received = progress.signals.received
+            code = _interrupted(signal.Signals(received).name, received, progress)
         else:  # a bug: one line, never a traceback in the user's face
             code = internal_error(PROG, exc)
     except BaseException as exc:
@@ -161,10 +162,6 @@ class _Options:
     lock_timeout: float
 
 
-def _signal_name(signum: int) -> tuple[str, int]:
-    return signal.Signals(signum).name, signum
-
-
 class _Progress:
     """How far the writing got, for the message of an interrupted run."""
 
@@ -174,15 +171,19 @@ class _Progress:
         self.signals: SignalState | None = None
 
 
-def _interrupted(name: str, signum: int, progress: _Progress) -> int:
+def _interrupted_line(name: str, progress: _Progress) -> str:
     if progress.to_write is None:
         done = "before writing anything"
     else:
         done = f"after writing {progress.written} of {plural(progress.to_write, 'file')}"
-    sys.stderr.write(
+    return (
         f"{PROG}: interrupted by {name} {done}; every file is either as it was or "
-        "completely migrated, run again to finish\n"
+        "completely migrated, run again to finish"
     )
+
+
+def _interrupted(name: str, signum: int, progress: _Progress) -> int:
+    sys.stderr.write(_interrupted_line(name, progress) + "\n")
     return EXIT_SIGNAL_BASE + signum
 
 
@@ -201,9 +202,11 @@ def _run(options: _Options, progress: _Progress) -> int:
     from esper_migrate.safe_write import (
         LockTimeout,
         WriteRefused,
+        exit_now,
         project_lock,
         raise_on_signals,
         remove_stale,
+        signal_name,
         write_if_unchanged,
     )
     from esper_migrate.spec import SpecError, load_spec
@@ -237,6 +240,12 @@ def _run(options: _Options, progress: _Progress) -> int:
         )
         with lock, raise_on_signals() as signals:
             progress.signals = signals
+            # Until the first write there is nothing to clean up: a signal ends the run at
+            # once (unwinding through the rewrite's process pool can hang). From the first
+            # write on it raises, so that the temporary file and the lock are let go.
+            signals.on_signal = exit_now(
+                lambda signum: _interrupted_line(signal_name(signum), progress)
+            )
             found = walk(targets, excludes, root, boundary=root)
             if not found.files and found.excluded:
                 raise ConfigError(
@@ -259,6 +268,8 @@ def _run(options: _Options, progress: _Progress) -> int:
                     skipped[str(s.path)] = s.reason
             changed = result.changed
             progress.to_write = len(changed) if write else None
+            if write:
+                signals.on_signal = None
             for r in changed:
                 signals.check()
                 if diff:

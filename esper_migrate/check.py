@@ -150,11 +150,27 @@ def run_check(options: CheckOptions, out: TextIO | None = None, err: TextIO | No
     """The whole command; returns the exit code. Never raises."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    try:
+        return _guarded(options, out, err)
+    except KeyboardInterrupt:  # Ctrl-C before the handler below is in place
+        err.write(f"{PROG}: interrupted by SIGINT\n")
+        return 130
+
+
+def _guarded(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     from esper_migrate.baseline import BaselineError
     from esper_migrate.config import ConfigError
+    from esper_migrate.safe_write import exit_now, raise_on_signals, signal_name
 
     try:
-        return _run(options, out, err)
+        with raise_on_signals() as signals:
+            # Nothing to clean up (the cache is written atomically): a signal ends the run
+            # at once with one line, and the forked workers of a cold run leave quietly
+            # instead of printing tracebacks.
+            signals.on_signal = exit_now(
+                lambda signum: f"{PROG}: interrupted by {signal_name(signum)}"
+            )
+            return _run(options, out, err)
     except (UsageError, ConfigError, BaselineError) as exc:
         err.write(f"{PROG}: error: {exc}\n")
         return EXIT_ERROR
@@ -409,6 +425,10 @@ _SHARED: dict[str, Any] = {}
 _MIN_PARALLEL = 48
 
 
+#: Seconds between two looks at pending signals while the main thread waits for a pool.
+_SIGNAL_POLL_S = 0.05
+
+
 def _map(job: Callable[[int], _R], count: int, jobs: int) -> list[_R]:
     """``[job(i) for i in range(count)]``, over forked workers when it pays off.
 
@@ -424,7 +444,13 @@ def _map(job: Callable[[int], _R], count: int, jobs: int) -> list[_R]:
     if sequential:
         return [job(i) for i in range(count)]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        return pool.map(job, range(count), chunksize=max(1, count // (jobs * 8)))
+        pending = pool.map_async(job, range(count), chunksize=max(1, count // (jobs * 8)))
+        # Waited for in short slices, not in one blocking wait: a signal the kernel hands to
+        # one of the pool's threads only runs its Python handler when the main thread next
+        # wakes, and an untimed wait would never wake once the signal has killed the workers.
+        while not pending.ready():
+            pending.wait(_SIGNAL_POLL_S)
+        return pending.get()
 
 
 def _parse(source: _Source) -> tuple[str, ast.Module]:

@@ -16,6 +16,7 @@ import re
 import tokenize
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent import futures
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,6 +345,14 @@ def _rewrite(job: _Job) -> tuple[str, bytes | None, str | None]:
         return path, None, f"{type(exc).__name__}: {exc}"
 
 
+#: Seconds between two looks at pending signals while the main thread waits for a pool.
+_SIGNAL_POLL_S = 0.05
+
+
+def _rewrite_all(jobs: list[_Job]) -> list[tuple[str, bytes | None, str | None]]:
+    return [_rewrite(job) for job in jobs]
+
+
 def run_apply(
     paths: Sequence[str | Path],
     spec: MigrationSpec,
@@ -358,8 +367,18 @@ def run_apply(
     plans = session.plans()
     todo = [(p.path, session.sources[p.path], p.edits, p.regions) for p in plans if p.edits]
     if jobs > 1 and len(todo) > 1:
+        size = max(1, len(todo) // (4 * jobs))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            rewritten = list(pool.map(_rewrite, todo, chunksize=max(1, len(todo) // (4 * jobs))))
+            batches = [
+                pool.submit(_rewrite_all, todo[i : i + size]) for i in range(0, len(todo), size)
+            ]
+            # Waited for in short slices, not in one blocking wait: a signal the kernel hands
+            # to one of the pool's threads only runs its Python handler when the main thread
+            # next wakes, and an untimed wait would never wake once the signal has killed the
+            # workers.
+            while futures.wait(batches, timeout=_SIGNAL_POLL_S).not_done:
+                pass
+            rewritten = [r for batch in batches for r in batch.result()]
     else:
         rewritten = [_rewrite(job) for job in todo]
     by_path = {path: (new, err) for path, new, err in rewritten}

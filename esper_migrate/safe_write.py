@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from esper_migrate.discover import TEMP_FILE, read_regular_file, within
 
@@ -63,7 +64,7 @@ class Interrupted(BaseException):
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.signum).name
+        return signal_name(self.signum)
 
 
 def read_only_reason(path: Path) -> str | None:
@@ -133,10 +134,30 @@ class SignalState:
 
     def __init__(self) -> None:
         self.received: int | None = None
+        #: When set, a signal calls it instead of raising; it must not return (report, then
+        #: ``os._exit``). For phases with nothing to clean up, where unwinding through a
+        #: process pool can hang: a pool whose workers died with the signal blocks its
+        #: parent's shutdown and even the interpreter's exit.
+        self.on_signal: Callable[[int], NoReturn] | None = None
 
     def check(self) -> None:
         if self.received is not None:
             raise Interrupted(self.received)
+
+
+#: The states of the :func:`raise_on_signals` blocks now open in this process, for the fork
+#: hook below (fork hooks are process-wide and cannot be removed, so it is registered once).
+_OPEN_STATES: list[SignalState] = []
+_FORK_HOOK_REGISTERED = False
+
+
+def _leave_if_signalled_after_fork() -> None:
+    # A process forked after the signal came (a pool's maintenance thread replaces the workers
+    # the signal killed, racing the parent's exit) never saw it: it would wait forever for work
+    # from a parent that is gone, holding the parent's stderr open. It leaves at once instead.
+    for state in _OPEN_STATES:
+        if state.received is not None:
+            os._exit(128 + state.received)
 
 
 @contextlib.contextmanager
@@ -155,17 +176,75 @@ def raise_on_signals(signums: Iterable[int] = ()) -> Iterator[SignalState]:
         yield state
         return
 
+    owner = os.getpid()
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            # A forked worker of a process pool (it inherits the handler): leave at once,
+            # without a traceback. Ctrl-C or a kill of the process group reaches it too, and
+            # its parent does not wait for the pool while the signal is deferred to it.
+            os._exit(128 + signum)
         if state.received is None:
             state.received = signum
+        if state.on_signal is not None:
+            state.on_signal(signum)
         raise Interrupted(signum)
 
+    global _FORK_HOOK_REGISTERED
+    if not _FORK_HOOK_REGISTERED and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_leave_if_signalled_after_fork)
+        _FORK_HOOK_REGISTERED = True
     previous = {s: signal.signal(s, handler) for s in wanted}
+    _OPEN_STATES.append(state)
     try:
         yield state
     finally:
+        _OPEN_STATES.remove(state)
         for s, old in previous.items():
             signal.signal(s, old)
+
+
+def exit_now(message: Callable[[int], str]) -> Callable[[int], NoReturn]:
+    """An ``on_signal`` for :class:`SignalState`: print ``message(signum)`` on stderr as the
+    one line the user sees, then leave with 128 + the signal number."""
+
+    def leave(signum: int) -> NoReturn:
+        sys.stderr.write(message(signum) + "\n")
+        sys.stderr.flush()
+        _kill_children()
+        os._exit(128 + signum)
+
+    return leave
+
+
+def _kill_children() -> None:
+    """SIGKILL this process's children: a pool worker forked just after a signal went out to
+    the process group never received it, and would wait for work forever after we are gone
+    (holding our stdout and stderr open)."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None:
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(Exception):
+                child.kill()
+    if not os.path.isdir("/proc"):
+        return
+    # One forked so recently that multiprocessing has not registered it yet.
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            if int(fields[1]) == me:
+                os.kill(int(entry), signal.SIGKILL)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _pid_alive(pid: int) -> bool:
