@@ -11,25 +11,45 @@ Same task, same env-step budget, one process, one torch thread each:
 
 "Reached the target" = the mean return of the last ``--window`` finished training episodes
 is at least the env's target (80% of the scripted oracle's return). Final returns are
-greedy-policy evaluations on fresh seeds. A run that never reaches the target within the
-budget counts as the budget (a ratio against it is then a bound; a line before the last says
-so).
+greedy-policy evaluations of the final policy on fresh seeds. A run that never reaches the
+target within the budget counts as the budget (a ratio against it is then a bound; a line
+before the last says so). Over several ``--seeds``: final returns as a mean with a 95%
+Student-t interval, the paired gap (ours - MaskablePPO, seed by seed) with its interval, and
+the ratios of the summed steps and wall times to target.
 
-Last line: ``steps_ratio_vs_maskableppo: X wall_ratio_vs_maskableppo: Y ablation_return_gap: Z``
-with ratios ours/theirs (below 1 = we are faster) and the gap = esper_ref final return minus
-ablation final return, absolute (in return units).
+Every run is cached in ``bench/_results/`` (gitignored): MaskablePPO keyed by its config and
+the env's behaviour, esper_ref by its config and the source of the modules that decide what it
+computes. Retuning esper_ref never reruns MaskablePPO; ``--no-cache`` reruns everything. Wall
+times are those of the run that filled the cache (on a shared machine, note its load).
 
-    python bench/train_vs_sb3.py            # full run
-    python bench/train_vs_sb3.py --quick    # smoke run (small budget)
+Wall time to target: cached runs may have been timed under very different machine loads, so
+the ratio on the last line is each learner's steps to target divided by its throughput, both
+throughputs measured side by side at the end of the run (``--speed-steps`` steps each, in
+alternation); the ratio of the runs' own wall times is printed beside it.
+
+Last line: ``steps_ratio_vs_maskableppo: X wall_ratio_vs_maskableppo: Y
+return_gap_vs_maskableppo: Z ablation_return_gap: W`` with ratios ours/theirs (below 1 = we
+are faster) and the gaps = esper_ref's final return minus the other's (return units).
+
+    python bench/train_vs_sb3.py --seeds 0 1 2 3     # the comparison in the README
+    python bench/train_vs_sb3.py --quick             # smoke run (small budget)
+    python bench/train_vs_sb3.py --competitor-only --seeds 0 1 2 3   # fill the cache first
+    python bench/train_vs_sb3.py --ours-only --set learning_rate=1e-3 --seeds 0 1   # tuning
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import hashlib
+import json
 import math
+import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,12 +57,17 @@ import torch
 
 from esper_ref.config import TrainConfig
 from esper_ref.env import SlotLifecycleVecEnv, target_return
-from esper_ref.train import Trainer, run_episodes
+from esper_ref.evaluation import run_episodes
+from esper_ref.stats import mean_ci
+from esper_ref.train import Trainer
+
+RESULTS_DIR = Path(__file__).parent / "_results"
 
 
 @dataclass
 class Run:
     name: str
+    seed: int = 0
     steps_to_target: int | None = None
     wall_to_target: float | None = None
     total_steps: int = 0
@@ -71,7 +96,7 @@ class Tracker:
 
 
 def run_esper(name: str, cfg: TrainConfig, target: float, window: int, eval_eps: int) -> Run:
-    run = Run(name)
+    run = Run(name, cfg.seed)
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
     tracker = Tracker(run, target, window, t0)
@@ -102,31 +127,10 @@ def run_esper(name: str, cfg: TrainConfig, target: float, window: int, eval_eps:
     return run
 
 
-def run_maskable_ppo(
-    num_envs: int, budget: int, seed: int, target: float, window: int, eval_eps: int, args: Any
-) -> Run:
-    # Imported here only: sb3-contrib is a benchmark-only dependency.
+def _maskable_ppo(venv: Any, seed: int, args: Any) -> Any:
     from sb3_contrib import MaskablePPO
-    from sb3_contrib.common.maskable.utils import get_action_masks
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from esper_ref.env.gym_env import SlotLifecycleGymEnv
-
-    run = Run("maskable_ppo")
-    t0 = time.perf_counter()
-    tracker = Tracker(run, target, window, t0)
-    venv = make_vec_env(SlotLifecycleGymEnv, n_envs=num_envs, seed=seed, vec_env_cls=DummyVecEnv)
-
-    class Track(BaseCallback):
-        def _on_step(self) -> bool:
-            rets = [float(i["episode"]["r"]) for i in self.locals["infos"] if "episode" in i]
-            if rets:
-                tracker.add(rets, self.num_timesteps)
-            return True
-
-    model = MaskablePPO(
+    return MaskablePPO(
         "MlpPolicy",
         venv,
         n_steps=args.sb3_n_steps,
@@ -138,6 +142,59 @@ def run_maskable_ppo(
         device="cpu",
         verbose=0,
     )
+
+
+def throughput(cfg: TrainConfig, steps: int, args: Any) -> tuple[float, float]:
+    """Env steps per second of esper_ref's training and of MaskablePPO's, each over ``steps``
+    steps from a fresh start, timed in alternation (twice each, the mean kept), so that both
+    see the same machine load. Cached runs may have been timed under very different loads; a
+    wall time to target is their steps to target over these rates."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from esper_ref.env.gym_env import SlotLifecycleGymEnv
+
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(2):
+        trainer = Trainer(dataclasses.replace(cfg, total_steps=steps))
+        t0 = time.perf_counter()
+        trainer.train()
+        ours.append(trainer.global_step / (time.perf_counter() - t0))
+        venv = make_vec_env(
+            SlotLifecycleGymEnv, n_envs=cfg.num_envs, seed=cfg.seed, vec_env_cls=DummyVecEnv
+        )
+        model = _maskable_ppo(venv, cfg.seed, args)
+        t0 = time.perf_counter()
+        model.learn(total_timesteps=steps)
+        theirs.append(model.num_timesteps / (time.perf_counter() - t0))
+    return float(np.mean(ours)), float(np.mean(theirs))
+
+
+def run_maskable_ppo(
+    num_envs: int, budget: int, seed: int, target: float, window: int, eval_eps: int, args: Any
+) -> Run:
+    # Imported here only: sb3-contrib is a benchmark-only dependency.
+    from sb3_contrib.common.maskable.utils import get_action_masks
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from esper_ref.env.gym_env import SlotLifecycleGymEnv
+
+    run = Run("maskable_ppo", seed)
+    t0 = time.perf_counter()
+    tracker = Tracker(run, target, window, t0)
+    venv = make_vec_env(SlotLifecycleGymEnv, n_envs=num_envs, seed=seed, vec_env_cls=DummyVecEnv)
+
+    class Track(BaseCallback):
+        def _on_step(self) -> bool:
+            rets = [float(i["episode"]["r"]) for i in self.locals["infos"] if "episode" in i]
+            if rets:
+                tracker.add(rets, self.num_timesteps)
+            return True
+
+    model = _maskable_ppo(venv, seed, args)
     model.learn(total_timesteps=budget, callback=Track())
     run.wall = time.perf_counter() - t0
     run.total_steps = int(model.num_timesteps)
@@ -165,10 +222,144 @@ def _fmt(run: Run, budget: int) -> str:
         else f"target NOT reached in {budget:,} steps"
     )
     return (
-        f"{run.name:>13}: {reached}; {run.total_steps:,} steps in {run.wall:.1f} s "
-        f"({run.total_steps / max(run.wall, 1e-9):,.0f} steps/s); "
+        f"{run.name:>13} seed {run.seed}: {reached}; {run.total_steps:,} steps in "
+        f"{run.wall:.1f} s ({run.total_steps / max(run.wall, 1e-9):,.0f} steps/s); "
         f"final greedy return {run.final_return:.3f}"
     )
+
+
+def _env_fingerprint() -> str:
+    """Hash of a seeded random-action trace of the env: a cached competitor result is valid
+    for an env that behaves the same (refactoring its code keeps the cache; changing its
+    dynamics, rewards or observations does not)."""
+    from esper_ref.env import random_actions
+
+    env = SlotLifecycleVecEnv(num_envs=8, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    obs = env.reset(seed=0)
+    h = hashlib.blake2b(digest_size=8)
+    for _ in range(200):
+        obs, reward, terminated, truncated, _info = env.step(random_actions(obs.masks, gen))
+        for t in (obs.features, obs.blueprint_indices, reward, terminated, truncated):
+            h.update(t.numpy().tobytes())
+        for name in sorted(obs.masks):
+            h.update(obs.masks[name].numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_maskable_ppo(
+    num_envs: int, budget: int, seed: int, target: float, window: int, eval_eps: int, args: Any
+) -> tuple[Run, bool]:
+    """MaskablePPO's run for this config, from ``bench/_results/`` when it was run before.
+
+    The key is everything that changes its result (its hyperparameters, budget, seed, the
+    env's source, the sb3-contrib version), so retuning esper_ref never reruns it.
+    """
+    import sb3_contrib
+
+    key = {
+        "learner": "maskable_ppo",
+        "num_envs": num_envs,
+        "budget": budget,
+        "seed": seed,
+        "window": window,
+        "eval_eps": eval_eps,
+        "target": round(target, 6),
+        "n_steps": args.sb3_n_steps,
+        "batch_size": args.sb3_batch_size,
+        "epochs": args.sb3_epochs,
+        "lr": args.sb3_lr,
+        "ent_coef": args.sb3_ent_coef,
+        "env": _env_fingerprint(),
+        "sb3_contrib": sb3_contrib.__version__,
+    }
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
+    path = RESULTS_DIR / f"maskable_ppo-seed{seed}-{digest}.json"
+    if path.is_file() and not args.no_cache:
+        try:
+            data = json.loads(path.read_text())
+            if data.get("key") == key:
+                run = Run(**data["run"])
+                run.curve = [(int(s), float(r)) for s, r in run.curve]
+                return run, True
+        except (ValueError, TypeError, KeyError):
+            pass  # a damaged cache entry is recomputed
+    run = run_maskable_ppo(num_envs, budget, seed, target, window, eval_eps, args)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "run": asdict(run)}, indent=1))
+    os.replace(tmp, path)
+    return run, False
+
+
+#: The modules whose code decides what a training run computes; a cached esper_ref result is
+#: valid for exactly this code (a change to the CLI, the reports or the docs keeps it). The
+#: config's values are part of the key themselves, so new defaults in config.py keep it too.
+TRAINING_CODE = (
+    "buffer.py",
+    "bundle.py",
+    "distributions.py",
+    "evaluation.py",
+    "network.py",
+    "ppo.py",
+    "train.py",
+    "env/gym_env.py",
+    "env/oracle.py",
+    "env/tables.py",
+    "env/vec_env.py",
+)
+
+
+def _code_fingerprint() -> str:
+    import esper_ref
+
+    root = Path(esper_ref.__file__).parent
+    h = hashlib.blake2b(digest_size=8)
+    for name in TRAINING_CODE:
+        h.update(name.encode())
+        h.update((root / name).read_bytes())
+    return h.hexdigest()
+
+
+def cached_esper(
+    name: str, cfg: TrainConfig, target: float, window: int, eval_eps: int, args: Any
+) -> tuple[Run, bool]:
+    """esper_ref's run for this config and this training code, from ``bench/_results/``
+    when it was run before (``--no-cache`` reruns it)."""
+    key = {
+        "learner": name,
+        "config": cfg.to_dict(),
+        "window": window,
+        "eval_eps": eval_eps,
+        "target": round(target, 6),
+        "code": _code_fingerprint(),
+        "torch": torch.__version__,
+    }
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
+    path = RESULTS_DIR / f"{name}-seed{cfg.seed}-{digest}.json"
+    if path.is_file() and not args.no_cache:
+        try:
+            data = json.loads(path.read_text())
+            if data.get("key") == key:
+                run = Run(**data["run"])
+                run.curve = [(int(s), float(r)) for s, r in run.curve]
+                return run, True
+        except (ValueError, TypeError, KeyError):
+            pass
+    run = run_esper(name, cfg, target, window, eval_eps)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "run": asdict(run)}, indent=1))
+    os.replace(tmp, path)
+    return run, False
+
+
+def _steps(r: Run) -> float:
+    return float(r.steps_to_target if r.steps_to_target is not None else r.total_steps)
+
+
+def _wall(r: Run) -> float:
+    return r.wall_to_target if r.wall_to_target is not None else r.wall
 
 
 def main() -> None:
@@ -176,10 +367,32 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="smoke run with a small budget")
     p.add_argument("--budget", type=int, default=None, help="env steps per learner")
     p.add_argument("--num-envs", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="seeds to run (e.g. --seeds 0 1 2 3)"
+    )
     p.add_argument("--window", type=int, default=100, help="episodes in the rolling mean")
+    p.add_argument(
+        "--speed-steps",
+        type=int,
+        default=20_000,
+        help="env steps of each learner in the side-by-side throughput measurement",
+    )
     p.add_argument("--eval-episodes", type=int, default=256)
     p.add_argument("--skip-ablation", action="store_true")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a TrainConfig field of esper_ref (and the ablation)",
+    )
+    p.add_argument(
+        "--competitor-only", action="store_true", help="only run (and cache) MaskablePPO"
+    )
+    p.add_argument(
+        "--ours-only", action="store_true", help="only run esper_ref (no competitor, no ratios)"
+    )
+    p.add_argument("--no-cache", action="store_true", help=f"rerun even what {RESULTS_DIR} has")
     # MaskablePPO: its defaults (lr 3e-4, 10 epochs, no entropy bonus) except a rollout of
     # 256 steps per env and minibatches of 256, which update far more often than the default
     # 2048-step rollout and learn faster per env step on this task.
@@ -195,38 +408,88 @@ def main() -> None:
     target = target_return()
     print(f"target return {target:.3f} (80% of the scripted oracle); budget {budget:,} steps")
 
-    cfg = TrainConfig(num_envs=args.num_envs, total_steps=budget, seed=args.seed)
-    ours = run_esper("esper_ref", cfg, target, args.window, eval_eps)
-    print(_fmt(ours, budget), flush=True)
-    theirs = run_maskable_ppo(args.num_envs, budget, args.seed, target, args.window, eval_eps, args)
-    print(_fmt(theirs, budget), flush=True)
-    if args.skip_ablation:
-        ablation = Run("ablation")
-    else:
-        ab_cfg = TrainConfig(
-            num_envs=args.num_envs, total_steps=budget, seed=args.seed, use_blueprint_indices=False
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = raw
+    if overrides:
+        print(f"esper_ref overrides: {overrides}")
+    ours: list[Run] = []
+    theirs: list[Run] = []
+    ablations: list[Run] = []
+    for seed in args.seeds:
+        if not args.ours_only:
+            run, cached = cached_maskable_ppo(
+                args.num_envs, budget, seed, target, args.window, eval_eps, args
+            )
+            theirs.append(run)
+            print(_fmt(run, budget) + (" (cached)" if cached else ""), flush=True)
+        if args.competitor_only:
+            continue
+        cfg = TrainConfig(num_envs=args.num_envs, total_steps=budget, seed=seed, **overrides)
+        run, cached = cached_esper("esper_ref", cfg, target, args.window, eval_eps, args)
+        ours.append(run)
+        print(_fmt(run, budget) + (" (cached)" if cached else ""), flush=True)
+        if not args.skip_ablation:
+            ab_cfg = dataclasses.replace(cfg, use_blueprint_indices=False)
+            run, cached = cached_esper("ablation", ab_cfg, target, args.window, eval_eps, args)
+            ablations.append(run)
+            print(_fmt(run, budget) + (" (cached)" if cached else ""), flush=True)
+    if args.competitor_only:
+        return
+
+    def summary(name: str, runs: list[Run]) -> str:
+        ret = mean_ci([r.final_return for r in runs])
+        steps = mean_ci([_steps(r) for r in runs])
+        reached = sum(r.steps_to_target is not None for r in runs)
+        return (
+            f"{name:>13}: final greedy return {ret} (95% CI over {len(runs)} seeds); "
+            f"steps to target {steps.mean:,.0f}; reached the target on {reached}/{len(runs)}"
         )
-        ablation = run_esper("ablation", ab_cfg, target, args.window, eval_eps)
-        print(_fmt(ablation, budget), flush=True)
 
-    def steps(r: Run) -> float:
-        return float(r.steps_to_target if r.steps_to_target is not None else r.total_steps)
-
-    def wall(r: Run) -> float:
-        return r.wall_to_target if r.wall_to_target is not None else r.wall
-
-    steps_ratio = steps(ours) / steps(theirs)
-    wall_ratio = wall(ours) / wall(theirs)
-    bound = "<=" if theirs.steps_to_target is None and ours.steps_to_target is not None else ""
-    if bound:
-        print("MaskablePPO never reached the target: the ratios are upper bounds")
-    if ours.steps_to_target is None:
-        print("esper_ref never reached the target: the ratios use its whole budget")
-    gap = ours.final_return - ablation.final_return
+    print(summary("esper_ref", ours))
+    if ablations:
+        print(summary("ablation", ablations))
+    if args.ours_only:
+        return
+    print(summary("maskable_ppo", theirs))
+    steps_ratio = sum(map(_steps, ours)) / sum(map(_steps, theirs))
+    measured_wall = sum(map(_wall, ours)) / sum(map(_wall, theirs))
+    base = TrainConfig(num_envs=args.num_envs, seed=args.seeds[0], **overrides)
+    ours_sps, theirs_sps = throughput(base, args.speed_steps, args)
+    wall_ratio = (sum(map(_steps, ours)) / ours_sps) / (sum(map(_steps, theirs)) / theirs_sps)
+    print(
+        f"throughput side by side ({args.speed_steps:,} steps each, alternating): esper_ref "
+        f"{ours_sps:,.0f} steps/s, maskable_ppo {theirs_sps:,.0f} steps/s "
+        f"({ours_sps / theirs_sps:.2f}x)"
+    )
+    print(
+        f"wall time to target: {measured_wall:.3f} as the runs measured it (each under its own "
+        f"machine load), {wall_ratio:.3f} as steps to target over the side-by-side rates"
+    )
+    if any(r.steps_to_target is None for r in theirs) and all(
+        r.steps_to_target is not None for r in ours
+    ):
+        print("MaskablePPO missed the target on some seed: the ratios are upper bounds")
+    if any(r.steps_to_target is None for r in ours):
+        print("esper_ref missed the target on some seed: the ratios use its whole budget there")
+    gap = mean_ci([o.final_return - t.final_return for o, t in zip(ours, theirs, strict=True)])
+    ab_gap = (
+        float(
+            np.mean([o.final_return - a.final_return for o, a in zip(ours, ablations, strict=True)])
+        )
+        if ablations
+        else math.nan
+    )
+    print(f"final return gap esper_ref - maskable_ppo (paired by seed): {gap}")
     print(
         f"steps_ratio_vs_maskableppo: {steps_ratio:.3f} "
         f"wall_ratio_vs_maskableppo: {wall_ratio:.3f} "
-        f"ablation_return_gap: {gap:.3f}"
+        f"return_gap_vs_maskableppo: {gap.mean:.3f} "
+        f"ablation_return_gap: {ab_gap:.3f}"
     )
 
 

@@ -67,9 +67,6 @@ class SequenceBatch:
                 out[f.name] = value[rows]
         return SequenceBatch(**out)  # type: ignore[arg-type]
 
-    def as_dict(self) -> dict[str, object]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
 
 class TamiyoRolloutBuffer:
     """Pre-allocated per-env rollout storage with per-env GAE."""
@@ -177,7 +174,9 @@ class TamiyoRolloutBuffer:
         for name, v in (("values", values), ("rewards", rewards), ("executed_op", executed_op)):
             self._check(name, v, (n,))
         if bootstrap_values is None and bool(truncated.any()):
-            raise ValueError("add: truncated rows need bootstrap_values (bug 10: never drop it)")
+            # A time-limit cut is not a terminal state: dropping its value would teach the
+            # critic that the episode's end is worth nothing.
+            raise ValueError("add: truncated rows need bootstrap_values")
         pos = self.pos[env_ids]
         if bool((pos >= self.max_steps).any()):
             raise RuntimeError(f"add: buffer full (max_steps={self.max_steps}) for some env")
@@ -267,30 +266,9 @@ class TamiyoRolloutBuffer:
             raise RuntimeError(
                 "get_batched_sequences: call compute_returns_and_advantages() after the last add"
             )
-        return self._sequences(seq_len, validate=True)
+        return self._sequences(seq_len)
 
-    def observation_sequences(self, seq_len: int | None = None) -> SequenceBatch:
-        """Like ``get_batched_sequences`` but usable before GAE (advantages and returns are
-        not meaningful yet): lets the trainer evaluate V(s) for a whole rollout in one
-        recurrent pass instead of one call per step."""
-        return self._sequences(seq_len, validate=False)
-
-    def set_state_values(self, batch: SequenceBatch, values: Tensor) -> None:
-        """Write ``values`` (``[num_seqs, seq_len]``, aligned with ``batch``) back as the
-        per-step baseline V(s_t); padding entries are ignored."""
-        if tuple(values.shape) != tuple(batch.valid.shape):
-            raise ValueError(
-                f"set_state_values: values.shape={tuple(values.shape)}, "
-                f"expected {tuple(batch.valid.shape)}"
-            )
-        offs = torch.arange(values.shape[1], device=self.device)
-        t_idx = batch.start[:, None] + offs[None, :]
-        e_idx = batch.env_index[:, None].expand_as(t_idx)
-        v = batch.valid
-        self.state_values[e_idx[v], t_idx[v]] = values.detach()[v].to(torch.float32)
-        self._gae_done = False
-
-    def _sequences(self, seq_len: int | None, validate: bool) -> SequenceBatch:
+    def _sequences(self, seq_len: int | None) -> SequenceBatch:
         segs = self.segments(seq_len)
         if not segs:
             raise RuntimeError("get_batched_sequences: the buffer is empty")
@@ -327,8 +305,6 @@ class TamiyoRolloutBuffer:
             env_index=env,
             start=start,
         )
-        if not validate:
-            return batch
         # The contracts model checks every field's dtype, shape and range together (cheap:
         # once per update, nothing copied); a violation raises pydantic.ValidationError.
         RolloutBatch(

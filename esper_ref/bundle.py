@@ -26,7 +26,7 @@ allowed (every head is required). ``blueprint_indices`` is int64 with -1 for an 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
@@ -37,7 +37,6 @@ from contracts.phase4 import (
     BLUEPRINT_EMBED_DIM,
     DEFAULT_NUM_SLOTS,
     FEATURE_DIM,
-    HEAD_NAMES,
     LSTM_HIDDEN_DIM,
 )
 from esper_ref.network import (
@@ -50,8 +49,6 @@ from esper_ref.network import (
 
 __all__ = ["ActionResult", "EvalResult", "ForwardOutput", "Hidden", "LSTMPolicyBundle"]
 
-_HEADS = frozenset(HEAD_NAMES)
-_OP = HEAD_NAMES.index("op")
 
 # Contracts from the contracts.phase4 catalogue. Sizes come from the instance, so one contract
 # fits every num_slots, observation width and LSTM width; ``*lead`` is ``[batch]`` for a
@@ -61,19 +58,15 @@ _FIXED = {"layers": 1}
 # The result NamedTuples are checked on evaluate_actions only: the checker's fast path takes
 # exact tuples, so a NamedTuple result costs tens of microseconds, too much per rollout step.
 _EVAL_RESULT = spec((P.LOG_PROBS, P.LOG_PROBS, P.VALUE, P.HIDDEN))
-_EPISODE_STARTS = spec("bool[*lead] | None")
 
-
-def _mask_sequence(masks: Mapping[str, Tensor]) -> list[Tensor | None]:
-    # Every head's mask is required: a forgotten mask would silently allow every action.
-    if masks.keys() != _HEADS:
-        missing = [k for k in HEAD_NAMES if k not in masks]
-        unknown = [k for k in masks if k not in _HEADS]
-        raise ValueError(
-            f"masks: missing head(s) {missing}, unknown head(s) {unknown}; "
-            f"heads are {list(HEAD_NAMES)}"
-        )
-    return [masks[name] for name in HEAD_NAMES]
+# The four methods' arguments, each typed once with its contract (contracts reads the spec
+# from the annotation; type checkers see the plain type).
+Features = Annotated[Tensor, P.FEATURES]
+BlueprintIndices = Annotated[Tensor, P.BLUEPRINT_INDICES]
+Masks = Annotated[Mapping[str, Tensor], P.MASKS]
+Actions = Annotated[Mapping[str, Tensor], P.ACTIONS]
+HiddenOrNone = Annotated[Hidden | None, P.HIDDEN_OR_NONE]
+EpisodeStarts = Annotated[Tensor | None, "bool[*lead] | None"]
 
 
 def _check_hidden_batch(where: str, features: Tensor, hidden: Hidden | None) -> None:
@@ -143,20 +136,13 @@ class LSTMPolicyBundle:
 
     # ------------------------------------------------------------------ the four methods
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        masks=P.MASKS,
-        hidden=P.HIDDEN_OR_NONE,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(bind=_BIND, fixed=_FIXED)
     def get_action(
         self,
-        features: Tensor,
-        blueprint_indices: Tensor,
-        masks: Mapping[str, Tensor],
-        hidden: Hidden | None = None,
+        features: Features,
+        blueprint_indices: BlueprintIndices,
+        masks: Masks,
+        hidden: HiddenOrNone = None,
         deterministic: bool = False,
     ) -> ActionResult:
         """Sample every head (argmax if ``deterministic``); value = Q(s, the sampled op).
@@ -167,52 +153,31 @@ class LSTMPolicyBundle:
         # to evaluate_actions under autograd, which inference tensors would refuse.
         _check_hidden_batch("get_action", features, hidden)
         with torch.no_grad():
-            return self.network.act(
-                features, blueprint_indices, _mask_sequence(masks), hidden, deterministic
-            )
+            return self.network._act(features, blueprint_indices, masks, hidden, deterministic)
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        masks=P.MASKS,
-        hidden=P.HIDDEN_OR_NONE,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(bind=_BIND, fixed=_FIXED)
     def forward(
         self,
-        features: Tensor,
-        blueprint_indices: Tensor,
-        masks: Mapping[str, Tensor],
-        hidden: Hidden | None = None,
+        features: Features,
+        blueprint_indices: BlueprintIndices,
+        masks: Masks,
+        hidden: HiddenOrNone = None,
     ) -> ForwardOutput:
         """Masked logits of every head, the sampled op, Q(s, that op) and the new hidden."""
         _check_hidden_batch("forward", features, hidden)
-        return self.network.forward_masks(
-            features, blueprint_indices, _mask_sequence(masks), hidden
-        )
+        return self.network._forward(features, blueprint_indices, masks, hidden)
 
     __call__ = forward
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        actions=P.ACTIONS,
-        masks=P.MASKS,
-        hidden=P.HIDDEN_OR_NONE,
-        episode_starts=_EPISODE_STARTS,
-        returns=_EVAL_RESULT,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(returns=_EVAL_RESULT, bind=_BIND, fixed=_FIXED)
     def evaluate_actions(
         self,
-        features: Tensor,
-        blueprint_indices: Tensor,
-        actions: Mapping[str, Tensor],
-        masks: Mapping[str, Tensor],
-        hidden: Hidden | None = None,
-        episode_starts: Tensor | None = None,
+        features: Features,
+        blueprint_indices: BlueprintIndices,
+        actions: Actions,
+        masks: Masks,
+        hidden: HiddenOrNone = None,
+        episode_starts: EpisodeStarts = None,
     ) -> EvalResult:
         """Per-head log-probs and entropies of stored actions, and Q(s, stored op).
 
@@ -220,46 +185,29 @@ class LSTMPolicyBundle:
         marked steps, so a sequence that spans an episode boundary carries nothing across it.
         """
         _check_hidden_batch("evaluate_actions", features, hidden)
-        return self.network.evaluate(
-            features, blueprint_indices, actions, _mask_sequence(masks), hidden, episode_starts
+        return self.network._evaluate(
+            features, blueprint_indices, actions, masks, hidden, episode_starts
         )
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        hidden=P.HIDDEN_OR_NONE,
-        returns=P.Q_ALL_OPS,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(returns=P.Q_ALL_OPS, bind=_BIND, fixed=_FIXED)
     def get_value(
-        self, features: Tensor, blueprint_indices: Tensor, hidden: Hidden | None = None
+        self, features: Features, blueprint_indices: BlueprintIndices, hidden: HiddenOrNone = None
     ) -> Tensor:
         """Q(s, op) for every op, ``[..., num_ops]``. DEBUG ONLY: never use it for training."""
         _check_hidden_batch("get_value", features, hidden)
         return self.network.get_value(features, blueprint_indices, hidden)
 
-    @contract(
-        features=P.FEATURES,
-        blueprint_indices=P.BLUEPRINT_INDICES,
-        masks=P.MASKS,
-        hidden=P.HIDDEN_OR_NONE,
-        returns=P.VALUE,
-        bind=_BIND,
-        fixed=_FIXED,
-    )
+    @contract(returns=P.VALUE, bind=_BIND, fixed=_FIXED)
     def expected_value(
         self,
-        features: Tensor,
-        blueprint_indices: Tensor,
-        masks: Mapping[str, Tensor],
-        hidden: Hidden | None = None,
+        features: Features,
+        blueprint_indices: BlueprintIndices,
+        masks: Masks,
+        hidden: HiddenOrNone = None,
     ) -> Tensor:
         """sum over allowed ops of pi(op | s) Q(s, op): the "expected" bootstrap, ``[...]``."""
         _check_hidden_batch("expected_value", features, hidden)
-        return self.network.expected(
-            features, blueprint_indices, _mask_sequence(masks)[_OP], hidden
-        )
+        return self.network._expected(features, blueprint_indices, masks, hidden)
 
     # ------------------------------------------------------------------ hidden state
 

@@ -61,21 +61,25 @@ class HeadLayout(nn.Module):
         self.valid: Tensor
         self.first_column: Tensor
         self.false_column: Tensor
-        self.ones: Tensor
         self.register_buffer("mask_index", torch.tensor(index, dtype=torch.long), False)
         self.register_buffer("valid", valid, False)
         self.register_buffer("first_column", first, False)
         self.register_buffer("false_column", torch.zeros(1, dtype=torch.bool), False)
-        self.register_buffer("ones", torch.ones(self.max_size, dtype=torch.bool), False)
 
-    def pack_masks(self, masks: Sequence[Tensor | None], lead: Sequence[int]) -> Tensor:
-        """Per-head masks (``None`` = all allowed) -> bool ``[*lead, H, M]``; padding False."""
-        if all(m is None for m in masks):
+    def pack_masks(self, masks: Mapping[str, Tensor] | None, lead: Sequence[int]) -> Tensor:
+        """Per-head masks (every head, or ``None`` = all allowed) -> bool ``[*lead, H, M]``
+        with padding False. A partial mapping is refused: a forgotten head's mask would
+        silently allow every action of that head."""
+        if masks is None:
             return self.valid.expand(*lead, self.num_heads, self.max_size)
-        parts = [
-            self.ones[: self.sizes[h]].expand(*lead, self.sizes[h]) if m is None else m
-            for h, m in enumerate(masks)
-        ]
+        if masks.keys() != set(self.names):
+            missing = [k for k in self.names if k not in masks]
+            unknown = [k for k in masks if k not in self.names]
+            raise ValueError(
+                f"masks: missing head(s) {missing}, unknown head(s) {unknown}; "
+                f"heads are {list(self.names)}"
+            )
+        parts = [masks[name] for name in self.names]
         parts.append(self.false_column.expand(*lead, 1))
         flat = torch.cat(parts, dim=-1).index_select(-1, self.mask_index)
         return flat.view(*lead, self.num_heads, self.max_size)

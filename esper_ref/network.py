@@ -17,14 +17,14 @@ update, so the PPO ratio is exactly 1 before the first optimiser step.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple, TypedDict, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contracts import contract, spec
+from contracts import contract
 from contracts import phase4 as P
 from contracts.phase4 import (
     BLUEPRINT_EMBED_DIM,
@@ -42,19 +42,25 @@ Hidden = tuple[Tensor, Tensor]
 #: Position of the op head in the padded layout (HEAD_NAMES order).
 _OP = HEAD_NAMES.index("op")
 
-# Contracts of the original keyword interface, built from the contracts.phase4 catalogue:
-# per-head ``<head>_mask`` arguments are ``bool[*lead, size] | None``.
+# Contracts from the contracts.phase4 catalogue; sizes come from the instance.
 _BIND = {**P.BIND_FROM_SELF, "obs_dim": "self.state_dim", "hidden": "self.lstm_hidden_dim"}
 _FIXED = {"layers": 1}
-_MASK_SPECS: dict[str, Any] = {
-    f"{head}_mask": spec(f"bool[*lead, {'num_slots' if head == 'slot' else size}] | None")
-    for head, size in head_sizes().items()
-}
 _STATE_SPECS: dict[str, Any] = {
     "state": P.FEATURES,
     "blueprint_indices": P.BLUEPRINT_INDICES,
+    "masks": P.MASKS.or_none(),
     "hidden": P.HIDDEN_OR_NONE,
 }
+
+
+def select_q(q: Tensor, op: Tensor) -> Tensor:
+    """Q(s, op) for one op per row: ``q`` is ``[*lead, num_ops]``, ``op`` int64 ``[*lead]``."""
+    return q.gather(-1, op.unsqueeze(-1)).squeeze(-1)
+
+
+def expected_q(q: Tensor, op_probs: Tensor) -> Tensor:
+    """V(s) = sum over allowed ops of pi(op | s) Q(s, op); disallowed ops have pi = 0."""
+    return (op_probs * q).sum(dim=-1)
 
 
 class ForwardOutput(TypedDict):
@@ -239,10 +245,13 @@ class FactoredRecurrentActorCritic(nn.Module):
         self,
         state: Tensor,
         blueprint_indices: Tensor,
+        masks: Mapping[str, Tensor] | None,
         hidden: Hidden | None,
-        masks: Sequence[Tensor | None],
         episode_starts: Tensor | None = None,
     ) -> tuple[dist.MaskedHeads, Tensor, Tensor, Hidden]:
+        """The one pass every entry point makes: masked log-probs of all heads, raw logits,
+        Q(s, op) for every op and the new LSTM state. ``masks`` maps every head name to its
+        bool mask (True = allowed); ``None`` allows everything."""
         out, new_hidden = self.recur(self.encode(state, blueprint_indices), hidden, episode_starts)
         logits, q = self.heads(out)
         packed = self.layout.pack_masks(masks, state.shape[:-1])
@@ -253,68 +262,67 @@ class FactoredRecurrentActorCritic(nn.Module):
             new_hidden,
         )
 
-    # ------------------------------------------------- entry points on a masks sequence
-    # The bundle calls these with masks in HEAD_NAMES order; the public methods below take
-    # the per-head keyword masks of the original network.
+    def _op_probs(self, heads: dist.MaskedHeads) -> Tensor:
+        return heads.log_probs[..., _OP, : self.num_ops].exp()
 
-    def act(
+    # ------------------------------------------------------------------ entry points
+    # The bundle calls the unchecked ``_act``/``_evaluate``/``_forward``/``_expected`` after
+    # checking its own arguments; the public methods below check theirs (contracts) first.
+
+    def _act(
         self,
         state: Tensor,
         blueprint_indices: Tensor,
-        masks: Sequence[Tensor | None],
+        masks: Mapping[str, Tensor] | None,
         hidden: Hidden | None = None,
         deterministic: bool = False,
     ) -> ActionResult:
-        """Sample every head together; value = Q(s, the sampled op). Masks in HEAD_NAMES order."""
-        heads, _, q, new_hidden = self._trunk(state, blueprint_indices, hidden, masks)
+        heads, _, q, new_hidden = self._trunk(state, blueprint_indices, masks, hidden)
         actions = dist.sample(heads, deterministic)
         log_probs = dist.log_prob(heads, actions)
         op = actions[..., _OP]  # sampled once: the action's op and the value's op
-        value = q.gather(-1, op.unsqueeze(-1)).squeeze(-1)
-        op_probs = heads.log_probs[..., _OP, : self.num_ops].exp()
+        op_probs = self._op_probs(heads)
         return ActionResult(
             dict(zip(HEAD_NAMES, actions.unbind(-1), strict=True)),
             dict(zip(HEAD_NAMES, log_probs.unbind(-1), strict=True)),
-            value,
+            select_q(q, op),
             op,
             new_hidden,
             op_probs,
-            (op_probs * q).sum(dim=-1),
+            expected_q(q, op_probs),
         )
 
-    def evaluate(
+    def _evaluate(
         self,
         states: Tensor,
         blueprint_indices: Tensor,
         actions: Mapping[str, Tensor],
-        masks: Sequence[Tensor | None],
+        masks: Mapping[str, Tensor] | None,
         hidden: Hidden | None = None,
         episode_starts: Tensor | None = None,
     ) -> EvalResult:
-        """Re-score stored actions with the rollout's own math; value = Q(s, stored op)."""
         heads, _, q, new_hidden = self._trunk(
-            states, blueprint_indices, hidden, masks, episode_starts
+            states, blueprint_indices, masks, hidden, episode_starts
         )
         stacked = self.layout.stack_actions(actions)
         log_probs = dist.log_prob(heads, stacked)
         entropy = dist.entropy(heads)
-        value = q.gather(-1, stacked[..., _OP : _OP + 1]).squeeze(-1)
         return EvalResult(
             dict(zip(HEAD_NAMES, log_probs.unbind(-1), strict=True)),
             dict(zip(HEAD_NAMES, entropy.unbind(-1), strict=True)),
-            value,
+            select_q(q, stacked[..., _OP]),
             new_hidden,
         )
 
-    def forward_masks(
+    def _forward(
         self,
         state: Tensor,
         blueprint_indices: Tensor,
-        masks: Sequence[Tensor | None],
+        masks: Mapping[str, Tensor] | None,
         hidden: Hidden | None = None,
         deterministic: bool = False,
     ) -> ForwardOutput:
-        heads, logits, q, new_hidden = self._trunk(state, blueprint_indices, hidden, masks)
+        heads, logits, q, new_hidden = self._trunk(state, blueprint_indices, masks, hidden)
         op = dist.sample(heads, deterministic)[..., _OP]
         masked = logits.masked_fill(~heads.allowed, torch.finfo(logits.dtype).min)
         per_head = self.layout.split(masked)
@@ -327,97 +335,57 @@ class FactoredRecurrentActorCritic(nn.Module):
             alpha_target_logits=per_head["alpha_target"],
             alpha_speed_logits=per_head["alpha_speed"],
             alpha_curve_logits=per_head["alpha_curve"],
-            value=q.gather(-1, op.unsqueeze(-1)).squeeze(-1),
+            value=select_q(q, op),
             sampled_op=op,
             hidden=new_hidden,
             q_values=q,
         )
 
-    def expected(
+    def _expected(
         self,
         state: Tensor,
         blueprint_indices: Tensor,
-        op_mask: Tensor | None = None,
+        masks: Mapping[str, Tensor] | None,
         hidden: Hidden | None = None,
     ) -> Tensor:
-        """V(s) = sum over allowed ops of pi(op | s) Q(s, op), ``[*lead]``."""
-        masks: list[Tensor | None] = [None] * len(HEAD_NAMES)
-        masks[_OP] = op_mask
-        heads, _, q, _ = self._trunk(state, blueprint_indices, hidden, masks)
-        pi = heads.log_probs[..., _OP, : self.num_ops].exp()
-        return (pi * q).sum(dim=-1)
+        heads, _, q, _ = self._trunk(state, blueprint_indices, masks, hidden)
+        return expected_q(q, self._op_probs(heads))
 
-    # ------------------------------------------------- the original network's interface
-
-    @contract(**_STATE_SPECS, **_MASK_SPECS, bind=_BIND, fixed=_FIXED)
+    @contract(**_STATE_SPECS, bind=_BIND, fixed=_FIXED)
     def forward(
         self,
         state: Tensor,
         blueprint_indices: Tensor,
+        masks: Mapping[str, Tensor] | None = None,
         hidden: Hidden | None = None,
-        op_mask: Tensor | None = None,
-        slot_mask: Tensor | None = None,
-        blueprint_mask: Tensor | None = None,
-        style_mask: Tensor | None = None,
-        tempo_mask: Tensor | None = None,
-        alpha_target_mask: Tensor | None = None,
-        alpha_speed_mask: Tensor | None = None,
-        alpha_curve_mask: Tensor | None = None,
         deterministic: bool = False,
     ) -> ForwardOutput:
         """Masked logits of every head, the op sampled once, and Q(s, that op)."""
-        masks = (
-            op_mask,
-            slot_mask,
-            blueprint_mask,
-            style_mask,
-            tempo_mask,
-            alpha_target_mask,
-            alpha_speed_mask,
-            alpha_curve_mask,
-        )
-        return self.forward_masks(state, blueprint_indices, masks, hidden, deterministic)
+        return self._forward(state, blueprint_indices, masks, hidden, deterministic)
 
     @torch.no_grad()
-    @contract(**_STATE_SPECS, **_MASK_SPECS, bind=_BIND, fixed=_FIXED)
+    @contract(**_STATE_SPECS, bind=_BIND, fixed=_FIXED)
     def get_action(
         self,
         state: Tensor,
         blueprint_indices: Tensor,
+        masks: Mapping[str, Tensor] | None = None,
         hidden: Hidden | None = None,
-        op_mask: Tensor | None = None,
-        slot_mask: Tensor | None = None,
-        blueprint_mask: Tensor | None = None,
-        style_mask: Tensor | None = None,
-        tempo_mask: Tensor | None = None,
-        alpha_target_mask: Tensor | None = None,
-        alpha_speed_mask: Tensor | None = None,
-        alpha_curve_mask: Tensor | None = None,
         deterministic: bool = False,
     ) -> ActionResult:
         """Sample (or argmax) every head; the op is drawn once and valued as Q(s, op).
 
         Runs without autograd: rollout needs no gradients.
         """
-        masks = (
-            op_mask,
-            slot_mask,
-            blueprint_mask,
-            style_mask,
-            tempo_mask,
-            alpha_target_mask,
-            alpha_speed_mask,
-            alpha_curve_mask,
-        )
-        return self.act(state, blueprint_indices, masks, hidden, deterministic)
+        return self._act(state, blueprint_indices, masks, hidden, deterministic)
 
     @contract(
         states=P.FEATURES,
         blueprint_indices=P.BLUEPRINT_INDICES,
         actions=P.ACTIONS,
+        masks=P.MASKS.or_none(),
         hidden=P.HIDDEN_OR_NONE,
         episode_starts="bool[*lead] | None",
-        **_MASK_SPECS,
         bind=_BIND,
         fixed=_FIXED,
     )
@@ -426,38 +394,39 @@ class FactoredRecurrentActorCritic(nn.Module):
         states: Tensor,
         blueprint_indices: Tensor,
         actions: Mapping[str, Tensor],
-        op_mask: Tensor | None = None,
-        slot_mask: Tensor | None = None,
-        blueprint_mask: Tensor | None = None,
-        style_mask: Tensor | None = None,
-        tempo_mask: Tensor | None = None,
-        alpha_target_mask: Tensor | None = None,
-        alpha_speed_mask: Tensor | None = None,
-        alpha_curve_mask: Tensor | None = None,
+        masks: Mapping[str, Tensor] | None = None,
         hidden: Hidden | None = None,
         episode_starts: Tensor | None = None,
     ) -> EvalResult:
         """Log-prob and entropy of each stored head action, and Q(s, stored op)."""
-        masks = (
-            op_mask,
-            slot_mask,
-            blueprint_mask,
-            style_mask,
-            tempo_mask,
-            alpha_target_mask,
-            alpha_speed_mask,
-            alpha_curve_mask,
-        )
-        return self.evaluate(states, blueprint_indices, actions, masks, hidden, episode_starts)
+        return self._evaluate(states, blueprint_indices, actions, masks, hidden, episode_starts)
 
-    @contract(**_STATE_SPECS, returns=P.Q_ALL_OPS, bind=_BIND, fixed=_FIXED)
+    @contract(**_STATE_SPECS, returns=P.VALUE, bind=_BIND, fixed=_FIXED)
+    def expected_value(
+        self,
+        state: Tensor,
+        blueprint_indices: Tensor,
+        masks: Mapping[str, Tensor] | None = None,
+        hidden: Hidden | None = None,
+    ) -> Tensor:
+        """V(s) = sum over allowed ops of pi(op | s) Q(s, op), ``[*lead]``."""
+        return self._expected(state, blueprint_indices, masks, hidden)
+
+    @contract(
+        state=P.FEATURES,
+        blueprint_indices=P.BLUEPRINT_INDICES,
+        hidden=P.HIDDEN_OR_NONE,
+        returns=P.Q_ALL_OPS,
+        bind=_BIND,
+        fixed=_FIXED,
+    )
     def get_value(
         self, state: Tensor, blueprint_indices: Tensor, hidden: Hidden | None = None
     ) -> Tensor:
         """Q(s, op) for every op, ``[*lead, num_ops]``.
 
         DEBUG ONLY, not for training: PPO's value is Q(s, the op sampled with the action) and
-        a bootstrap is Q(s', greedy op) or :meth:`expected`, never this whole table.
+        a bootstrap is Q(s', greedy op) or :meth:`expected_value`, never this whole table.
         """
         out, _ = self.recur(self.encode(state, blueprint_indices), hidden)
         return self.heads(out)[1]

@@ -9,9 +9,11 @@ Per head h and step t (only where head h mattered for the *executed* op, see
     loss = sum_h mean_t L_clip_h  -  ent_coef * sum_h c_h * mean_t H_h  +  vf_coef * L_V
 
 where L_V regresses Q(s, stored op) on the lambda-returns that GAE produced from the same raw
-rewards (bug 6), optionally clipped around the rollout's Q. Minibatches are whole envs; each
-sequence starts from its stored LSTM state and never spans an episode end (bug 9). The
-approximate KL is checked on each minibatch *before* its optimiser step (bug 7).
+rewards, optionally clipped around the rollout's Q. Minibatches are whole envs; each sequence
+starts from its stored LSTM state and never spans an episode end. The approximate KL is checked
+on each minibatch *before* its optimiser step. (docs/guarded-bugs.md names the bugs each of
+these choices guards against: "critic on other rewards", "state across episodes", "KL check
+after the step".)
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def ppo_loss(
     )
     valid = mb.valid
     n_valid = valid.sum().clamp(min=1)
-    # Causal masks from the op that actually ran (bug 5), never from the requested one.
+    # Causal masks from the op that actually ran ("requested-op causal masks",
+    # docs/guarded-bugs.md), never from the requested one.
     rel = relevance[:, mb.executed_op] & valid  # [heads, N, L]
     op_adv = mb.advantages
     sub_adv = op_adv if mb.sub_advantages is None else mb.sub_advantages
@@ -91,6 +94,7 @@ def ppo_loss(
     joint_logratio = zero
     clipped = zero
     entropies: dict[str, float] = {}
+    head_kl: dict[str, float] = {}
     for i, head in enumerate(HEAD_NAMES):
         r = rel[i]
         adv = op_adv if head == "op" else sub_adv
@@ -105,6 +109,9 @@ def ppo_loss(
         ent_bonus = ent_bonus + cfg.head_ent_coefs.get(head, 1.0) * ent
         entropies[head] = float(ent.detach())
         joint_logratio = joint_logratio + logratio
+        with torch.no_grad():
+            lr_ = logratio.detach()
+            head_kl[head] = float(torch.where(r, lr_.exp() - 1.0 - lr_, zero).sum() / n_rel)
         clipped = torch.where(r & ((ratio - 1.0).abs() > cfg.clip_coef), 1.0, clipped)
 
     q = out.value  # Q(s, stored op)
@@ -127,6 +134,7 @@ def ppo_loss(
         "entropy": entropies,
         "approx_kl": approx_kl,
         "clipfrac": clipfrac,
+        "head_kl": head_kl,
     }
     return loss, info
 
@@ -154,14 +162,6 @@ class PPO:
     def set_learning_rate(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-
-    def anneal(self, update: int, num_updates: int) -> float:
-        """Linear decay to 0 over the run; ``update`` counts from 1."""
-        lr = self.config.learning_rate
-        if self.config.anneal_lr:
-            lr *= 1.0 - (update - 1.0) / num_updates
-        self.set_learning_rate(lr)
-        return lr
 
     def minibatch_rows(self, batch: SequenceBatch) -> list[Tensor]:
         """Rows of ``batch`` grouped by env: each env's sequences land in one minibatch."""

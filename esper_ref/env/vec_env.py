@@ -272,9 +272,6 @@ class SlotLifecycleVecEnv:
     def _rand(self, *shape: int) -> Tensor:
         return torch.rand(shape, generator=self._gen, device=self.device)
 
-    def _randint(self, low: int, high: int, *shape: int) -> Tensor:
-        return torch.randint(low, high, shape, generator=self._gen, device=self.device)
-
     def _reset_rows(self, idx: Tensor) -> None:
         """Fresh episodes for rows ``idx``: random pre-planted seeds and blueprint offer."""
         k, s, dev = idx.shape[0], self.num_slots, self.device
@@ -596,13 +593,6 @@ class SlotLifecycleVecEnv:
         return EnvObs(features, S["blueprint"].clone(), masks)
 
     # ------------------------------------------------------------------ helpers
-
-    def oracle_actions(self, blind: bool = False) -> dict[str, Tensor]:
-        """The scripted oracle's actions for the current state (it reads the hidden state);
-        ``blind=True`` ignores the identity of seeds the agent did not plant."""
-        from esper_ref.env.oracle import oracle_actions
-
-        return oracle_actions(self, blind=blind)
 
     @property
     def observation(self) -> EnvObs:

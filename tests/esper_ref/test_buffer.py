@@ -80,7 +80,7 @@ def test_gae_by_hand_with_truncation_bootstrap_and_independent_envs() -> None:
     torch.testing.assert_close(buf.advantages, expected)
     torch.testing.assert_close(buf.returns, expected + torch.tensor(values).T)
 
-    # Treating the time limit as a termination (bug 10) would give a different answer.
+    # Treating the time limit as a termination would give a different answer.
     assert abs(float(buf.advantages[0, 1]) - (2.0 - 0.6)) > 1.0
 
     # Envs are independent: changing env 1 leaves env 0 untouched.
@@ -148,7 +148,7 @@ def test_round_trip_sequences_split_at_episode_ends_with_null_padding() -> None:
             assert batch.blueprint_indices[row, k].tolist() == bps[start + k][env].tolist()
             assert batch.actions["op"][row, k] == (start + k) % 6
         assert bool((batch.blueprint_indices[row, length:] == NULL_BLUEPRINT).all())
-        # padding never has an all-False mask (bug 8) and never counts
+        # padding never has an all-False mask ("all-false masks") and never counts
         for m in batch.masks.values():
             assert bool(m[row, length:].all())
         # the sequence starts from the LSTM state stored before its first step

@@ -45,7 +45,7 @@ def step(tree: dict[str, torch.Tensor], t: int) -> dict[str, torch.Tensor]:
     return {k: v[:, t] for k, v in tree.items()}
 
 
-# ---------------------------------------------------------------- audit test 2 (bug 1)
+# ---------------------------------------------------------------- audit test 2: value of another op
 
 
 @pytest.mark.parametrize("deterministic", [False, True])
@@ -84,7 +84,7 @@ def test_result_types_and_shapes() -> None:
     assert out["blueprint_logits"].shape == (5, SIZES["blueprint"])
 
 
-# ---------------------------------------------------------------- PPO ratio (bug 3)
+# ---------------------------------------------------------------- ratio not 1
 
 
 @pytest.mark.parametrize("deterministic", [False, True])
@@ -120,7 +120,7 @@ def test_ppo_ratio_is_exactly_one_before_any_optimiser_step(deterministic: bool)
         torch.testing.assert_close(ratio, torch.ones_like(ratio), rtol=0, atol=2e-6)
 
 
-# ---------------------------------------------------------------- bootstrap values (bug 4)
+# ---------------------------------------------------------------- debug value in the bootstrap
 
 
 def test_expected_value_is_the_policy_average_of_q_over_allowed_ops() -> None:
@@ -159,7 +159,7 @@ def test_greedy_bootstrap_is_q_of_the_best_allowed_op() -> None:
     assert not torch.allclose(res.value, bundle.expected_value(features, idx, masks))
 
 
-# ---------------------------------------------------------------- rollout path (bug 3)
+# ---------------------------------------------------------------- rollout path: ratio not 1
 
 
 def test_rollout_path_never_syncs_or_builds_distributions(monkeypatch: pytest.MonkeyPatch) -> None:

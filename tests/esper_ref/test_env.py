@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import warnings
 
 import numpy as np
@@ -250,7 +249,7 @@ def test_both_termination_and_truncation_occur(policy: str) -> None:
     gen = torch.Generator().manual_seed(0)
     n_term = n_trunc = 0
     for _ in range(100):
-        act = random_actions(obs.masks, gen) if policy == "random" else env.oracle_actions()
+        act = random_actions(obs.masks, gen) if policy == "random" else oracle_actions(env)
         obs, _, terminated, truncated, _ = env.step(act)
         assert not bool((terminated & truncated).any())
         n_term += int(terminated.sum())
@@ -359,23 +358,10 @@ def test_gymnasium_wrapper_passes_check_env_and_runs_episodes() -> None:
     assert np.array_equal(blind[:114], obs[:114]) and not blind[114:].any()
 
 
-def test_throughput_sanity() -> None:
-    # A loose floor for a shared CI machine; bench/ measures real throughput.
-    env = SlotLifecycleVecEnv(num_envs=64, seed=0)
-    obs = env.reset()
-    gen = torch.Generator().manual_seed(0)
-    acts = [random_actions(obs.masks, gen) for _ in range(8)]
-    start = time.perf_counter()
-    for i in range(200):
-        env.step(acts[i % 8])
-    rate = 64 * 200 / (time.perf_counter() - start)
-    assert rate > 5_000, rate
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu_shapes_and_runs() -> None:
     env = SlotLifecycleVecEnv(num_envs=64, seed=0, device="cuda")
     obs = env.reset()
     for _ in range(40):
-        obs, r, *_ = env.step(env.oracle_actions())
+        obs, r, *_ = env.step(oracle_actions(env))
     assert obs.features.is_cuda and r.is_cuda and obs.features.shape == (64, 114)

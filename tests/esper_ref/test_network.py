@@ -25,6 +25,14 @@ def tiny_net(seed: int = 0) -> FactoredRecurrentActorCritic:
     )
 
 
+def with_op_mask(op_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Masks of every head: ``op_mask`` for the op head, all allowed for the others."""
+    lead = tuple(op_mask.shape[:-1])
+    masks = {n: torch.ones(*lead, size, dtype=torch.bool) for n, size in SIZES.items()}
+    masks["op"] = op_mask
+    return masks
+
+
 def inputs(*lead: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     state = torch.randn(*lead, STATE_DIM, generator=g)
@@ -32,7 +40,7 @@ def inputs(*lead: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return state, idx
 
 
-# ---------------------------------------------------------------- audit test 1 (bug 1)
+# ---------------------------------------------------------------- audit test 1: value of another op
 
 
 @pytest.mark.parametrize("lead", [(2, 5), (4,)])
@@ -53,7 +61,7 @@ def test_op_conditioned_value_is_q_of_the_sampled_op(lead: tuple[int, ...]) -> N
 
 
 def test_get_action_values_the_op_it_returns() -> None:
-    """Bug 1: the value must belong to the op of the action, not to a second draw."""
+    """Value of another op: the value must belong to the op of the action, not to a second draw."""
     net = tiny_net()
     state, idx = inputs(256)
     res = net.get_action(state, idx)
@@ -79,7 +87,7 @@ def test_stored_op_value_consistency_on_the_network(deterministic: bool) -> None
         assert torch.equal(stored_op, fwd_out["op_logits"].argmax(-1))
 
 
-# ---------------------------------------------------------------- audit test 3 (bug 2)
+# ---------------------------------------------------------------- audit test 3: ignored blueprints
 
 
 def test_blueprint_indices_change_the_outputs_and_minus_one_is_handled() -> None:
@@ -137,10 +145,10 @@ def test_stepping_one_step_at_a_time_equals_one_sequence_call() -> None:
     masks = {"op": torch.rand(3, 7, NUM_OPS) < 0.6}
     masks["op"][..., 0] = True
     h0 = (torch.randn(1, 3, 12), torch.randn(1, 3, 12))
-    seq = net(state, idx, hidden=h0, op_mask=masks["op"], deterministic=True)
+    seq = net(state, idx, with_op_mask(masks["op"]), hidden=h0, deterministic=True)
     hidden = h0
     for t in range(7):
-        step = net(state[:, t], idx[:, t], hidden=hidden, op_mask=masks["op"][:, t])
+        step = net(state[:, t], idx[:, t], with_op_mask(masks["op"][:, t]), hidden=hidden)
         torch.testing.assert_close(step["op_logits"], seq["op_logits"][:, t], atol=1e-5, rtol=0)
         torch.testing.assert_close(step["q_values"], seq["q_values"][:, t], atol=1e-5, rtol=0)
         hidden = step["hidden"]
@@ -161,7 +169,7 @@ def test_single_step_does_not_call_the_sequence_lstm(monkeypatch: pytest.MonkeyP
 
 
 def test_episode_starts_reset_the_state_and_stop_gradients() -> None:
-    """Bug 9: nothing, neither value nor gradient, crosses an episode boundary."""
+    """State across episodes: nothing, neither value nor gradient, crosses an episode boundary."""
     net = tiny_net()
     state, idx = inputs(2, 6)
     state.requires_grad_(True)
@@ -193,7 +201,7 @@ def test_episode_starts_reset_the_state_and_stop_gradients() -> None:
     torch.testing.assert_close(one.value[1], carried.value[1], atol=0, rtol=0)
 
 
-# ---------------------------------------------------------------- masking (bug 8)
+# ---------------------------------------------------------------- masking: all-false masks
 
 
 def test_masked_logit_never_wins_even_when_largest() -> None:
@@ -206,10 +214,10 @@ def test_masked_logit_never_wins_even_when_largest() -> None:
     op_mask = torch.ones(500, NUM_OPS, dtype=torch.bool)
     op_mask[:, NUM_OPS - 1] = False
     for deterministic in (True, False):
-        res = net.get_action(state, idx, op_mask=op_mask, deterministic=deterministic)
+        res = net.get_action(state, idx, with_op_mask(op_mask), deterministic=deterministic)
         assert (res.actions["op"] != NUM_OPS - 1).all()
         assert torch.isfinite(res.log_probs["op"]).all()
-    out = net(state, idx, op_mask=op_mask)
+    out = net(state, idx, with_op_mask(op_mask))
     assert (out["op_logits"][:, NUM_OPS - 1] == torch.finfo(torch.float32).min).all()
 
 
@@ -220,8 +228,7 @@ def test_all_false_rows_are_finite_in_values_and_gradients() -> None:
     for name in HEAD_NAMES:
         masks[name][1, 2:] = False  # env 1 is padding from step 2 on
     actions = {name: torch.zeros(2, 4, dtype=torch.long) for name in HEAD_NAMES}
-    kwargs = {f"{n}_mask": m for n, m in masks.items()}
-    ev = net.evaluate_actions(state, idx, actions, **kwargs)
+    ev = net.evaluate_actions(state, idx, actions, masks)
     for name in HEAD_NAMES:
         assert torch.isfinite(ev.log_probs[name]).all()
         assert torch.isfinite(ev.entropy[name]).all()
@@ -231,7 +238,7 @@ def test_all_false_rows_are_finite_in_values_and_gradients() -> None:
     loss.backward()
     for p in net.parameters():
         assert p.grad is None or torch.isfinite(p.grad).all()
-    res = net.get_action(state[:, 3], idx[:, 3], **{k: m[:, 3] for k, m in kwargs.items()})
+    res = net.get_action(state[:, 3], idx[:, 3], {k: m[:, 3] for k, m in masks.items()})
     for name in HEAD_NAMES:
         assert res.actions[name][1] == 0
         assert res.log_probs[name][1] == 0

@@ -146,12 +146,15 @@ def test_out_of_range_indices_are_caught_in_full_mode(bundle: LSTMPolicyBundle) 
         raises(lambda: bundle.get_action(features, idx, masks), "blueprint_indices", "[-1, 12]")
 
 
-def test_the_network_keyword_interface_is_checked_too() -> None:
+def test_the_network_interface_is_checked_too() -> None:
     net = FactoredRecurrentActorCritic(STATE_DIM, SLOTS, feature_dim=8, lstm_hidden_dim=8)
     features, idx, _ = good(B)
     raises(lambda: net(features, idx.float()), "forward", "blueprint_indices")
     bad_mask = torch.ones(B, 5, dtype=torch.bool)
-    raises(lambda: net.get_action(features, idx, op_mask=bad_mask), "op_mask")
+    features, idx, masks = good(B)
+    raises(lambda: net.get_action(features, idx, {**masks, "op": bad_mask}), 'masks["op"]')
+    partial = {"op": masks["op"]}
+    raises(lambda: net.get_action(features, idx, partial), "masks")
     raises(lambda: net.get_value(features, {"op": idx}), "get_value", "blueprint_indices")  # type: ignore[arg-type]
 
 

@@ -18,6 +18,10 @@ def layout() -> dist.HeadLayout:
     return dist.HeadLayout(SIZES)
 
 
+def pack(lay: dist.HeadLayout, masks: list[torch.Tensor], lead: tuple[int, ...]) -> torch.Tensor:
+    return lay.pack_masks(dict(zip(SIZES, masks, strict=True)), lead)
+
+
 def random_masks(batch: int, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     masks = []
@@ -31,14 +35,16 @@ def random_masks(batch: int, seed: int = 0) -> list[torch.Tensor]:
 def test_pack_masks_places_each_head_and_pads_with_false() -> None:
     lay = layout()
     masks = random_masks(4)
-    packed = lay.pack_masks(masks, (4,))
+    packed = pack(lay, masks, (4,))
     assert packed.shape == (4, len(HEAD_NAMES), max(SIZES.values()))
     for h, (name, size) in enumerate(SIZES.items()):
         assert torch.equal(packed[:, h, :size], masks[h]), name
         assert not packed[:, h, size:].any()
-    none = lay.pack_masks([None] * len(SIZES), (2, 3))
+    none = lay.pack_masks(None, (2, 3))
     assert none.shape == (2, 3, len(SIZES), lay.max_size)
     assert torch.equal(none[0, 0], lay.valid)
+    with pytest.raises(ValueError, match=r"missing head\(s\) \['slot'"):
+        lay.pack_masks({"op": masks[0]}, (4,))
     split = lay.split(packed)
     assert list(split) == list(HEAD_NAMES)
     assert all(split[n].shape == (4, s) for n, s in SIZES.items())
@@ -49,7 +55,7 @@ def test_log_prob_and_entropy_match_a_masked_categorical() -> None:
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(16, lay.num_heads, lay.max_size, generator=g)
     masks = random_masks(16)
-    heads = dist.masked_log_softmax(logits, lay.pack_masks(masks, (16,)), lay.first_column)
+    heads = dist.masked_log_softmax(logits, pack(lay, masks, (16,)), lay.first_column)
     actions = dist.sample(heads, deterministic=False)
     lp = dist.log_prob(heads, actions)
     ent = dist.entropy(heads)
@@ -68,7 +74,7 @@ def test_sampling_frequencies_follow_the_masked_policy() -> None:
     row = torch.randn(lay.num_heads, lay.max_size)
     logits = row.expand(n, -1, -1)
     masks = [m[:1].expand(n, -1) for m in random_masks(1, seed=3)]
-    heads = dist.masked_log_softmax(logits, lay.pack_masks(masks, (n,)), lay.first_column)
+    heads = dist.masked_log_softmax(logits, pack(lay, masks, (n,)), lay.first_column)
     actions = dist.sample(heads, deterministic=False)
     for h, size in enumerate(SIZES.values()):
         freq = torch.bincount(actions[:, h], minlength=lay.max_size).float() / n
@@ -87,7 +93,7 @@ def test_a_degenerate_race_cannot_select_a_masked_action(
     for m in masks:
         m[:, 0] = False  # argmax of an all-zero race would pick index 0
     logits = torch.zeros(3, lay.num_heads, lay.max_size)
-    heads = dist.masked_log_softmax(logits, lay.pack_masks(masks, (3,)), lay.first_column)
+    heads = dist.masked_log_softmax(logits, pack(lay, masks, (3,)), lay.first_column)
     monkeypatch.setattr(torch, "rand_like", torch.zeros_like)
     actions = dist.sample(heads, deterministic=False)
     assert heads.allowed.gather(-1, actions.unsqueeze(-1)).all()
@@ -98,7 +104,7 @@ def test_all_false_rows_fall_back_to_a_dummy_action_zero() -> None:
     masks = [torch.zeros(2, s, dtype=torch.bool) for s in SIZES.values()]
     masks[0][0, 3] = True  # only row 0 of the op head allows something
     logits = torch.randn(2, lay.num_heads, lay.max_size, requires_grad=True)
-    heads = dist.masked_log_softmax(logits, lay.pack_masks(masks, (2,)), lay.first_column)
+    heads = dist.masked_log_softmax(logits, pack(lay, masks, (2,)), lay.first_column)
     assert heads.has_choice[0, 0] and not heads.has_choice[1].any()
     for deterministic in (True, False):
         actions = dist.sample(heads, deterministic)
@@ -128,7 +134,7 @@ def test_any_mask_gives_allowed_actions_and_finite_values(
     g = torch.Generator().manual_seed(seed)
     masks = [torch.rand(batch, s, generator=g) < density for s in SIZES.values()]
     logits = scale * torch.randn(batch, lay.num_heads, lay.max_size, generator=g)
-    heads = dist.masked_log_softmax(logits, lay.pack_masks(masks, (batch,)), lay.first_column)
+    heads = dist.masked_log_softmax(logits, pack(lay, masks, (batch,)), lay.first_column)
     for deterministic in (False, True):
         actions = dist.sample(heads, deterministic)
         for h, mask in enumerate(masks):
@@ -137,7 +143,7 @@ def test_any_mask_gives_allowed_actions_and_finite_values(
             assert (actions[:, h][~mask.any(-1)] == 0).all()
         lp = dist.log_prob(heads, actions)
         assert torch.isfinite(lp).all() and (lp <= 0).all()
-        again = dist.masked_log_softmax(logits, lay.pack_masks(masks, (batch,)), lay.first_column)
+        again = dist.masked_log_softmax(logits, pack(lay, masks, (batch,)), lay.first_column)
         assert torch.equal(dist.log_prob(again, actions), lp)
     ent = dist.entropy(heads)
     assert torch.isfinite(ent).all() and (ent >= -1e-6).all()

@@ -11,16 +11,10 @@ import pytest
 import torch
 
 from esper_ref.config import TrainConfig
-from esper_ref.train import (
-    CHECKPOINT_NAME,
-    CURVE_NAME,
-    METRICS_NAME,
-    Trainer,
-    evaluate_checkpoint,
-    load_checkpoint,
-    make_env,
-    run_episodes,
-)
+from esper_ref.evaluation import evaluate_checkpoint, run_episodes
+from esper_ref.run_io import CHECKPOINT_NAME, CURVE_NAME, METRICS_NAME, load_checkpoint
+from esper_ref.schedule import LRSchedule
+from esper_ref.train import Trainer, make_env
 
 
 def _tiny(**kw: object) -> TrainConfig:
@@ -35,6 +29,8 @@ def _tiny(**kw: object) -> TrainConfig:
         "num_minibatches": 2,
         "update_epochs": 2,
         "checkpoint_every": 1000,
+        "eval_every": 0,
+        "final_eval_episodes": 8,
     }
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
@@ -63,7 +59,7 @@ def test_resume_continues_bit_for_bit(tmp_path: Path) -> None:
         assert torch.equal(a, b)
     assert resumed.episode_returns == straight.episode_returns
     with (tmp_path / METRICS_NAME).open() as fh:
-        assert [int(float(r["update"])) for r in csv.DictReader(fh)] == [1, 2, 3, 4]
+        assert [r["update"] for r in csv.DictReader(fh)] == ["1", "2", "3", "4"]
 
 
 def test_checkpoint_holds_everything_needed(tmp_path: Path) -> None:
@@ -194,3 +190,86 @@ def test_short_training_run_improves_the_return() -> None:
     early = sum(r["episode_return_mean"] for r in rows[:3]) / 3
     late = sum(r["episode_return_mean"] for r in rows[-5:]) / 5
     assert late > early, (early, late)
+
+
+def test_evaluation_during_training_leaves_the_run_unchanged(tmp_path: Path) -> None:
+    quiet = Trainer(_tiny(eval_every=0))
+    quiet.train()
+    watched = Trainer(_tiny(eval_every=1, eval_episodes=4), out_dir=tmp_path)
+    watched.train()
+    for a, b in zip(_params(quiet), _params(watched), strict=True):
+        assert torch.equal(a, b)
+    with (tmp_path / "eval.csv").open() as fh:
+        evals = list(csv.DictReader(fh))
+    assert [r["update"] for r in evals] == ["1", "2", "3", "4"]
+    assert all(r["episodes"] == "4" for r in evals)
+    best = max(evals, key=lambda r: float(r["eval_return_mean"]))
+    assert best["best"] == "1"
+    saved = load_checkpoint(tmp_path / "best.pt")
+    assert saved["counters"]["update"] == int(best["update"])
+
+
+def test_metrics_integers_and_kl_stops_are_counted(tmp_path: Path) -> None:
+    trainer = Trainer(_tiny(target_kl=1e-9, eval_every=0), out_dir=tmp_path)
+    result = trainer.train()
+    with (tmp_path / METRICS_NAME).open() as fh:
+        table = list(csv.DictReader(fh))
+    for r in table:
+        for col in ("update", "global_step", "episodes", "opt_steps", "early_stopped"):
+            assert r[col].lstrip("-").isdigit(), (col, r[col])
+    # A KL target this small stops every update before its second optimiser step.
+    assert result.kl_stops == 4 == sum(int(r["early_stopped"]) for r in table)
+    assert any("KL early stop" in line and "4 of 4" in line for line in trainer.summary())
+
+
+def test_lr_schedule_pieces_and_extensions() -> None:
+    sched = LRSchedule.for_config(_tiny(learning_rate=1e-3, total_steps=4 * 30 * 10))
+    assert sched.rate(1) == pytest.approx(1e-3)
+    assert sched.rate(6) == pytest.approx(5e-4)
+    assert sched.rate(10) == pytest.approx(1e-4)
+    done = sched.extend(10, 20, "constant")
+    assert [done.rate(u) for u in (10, 11, 20)] == pytest.approx([1e-4, 1e-4, 1e-4])
+    mid = sched.extend(5, 20, "reanneal")  # extended before the end: from the next rate on
+    assert mid.rate(5) == pytest.approx(sched.rate(5))
+    assert mid.rate(6) == pytest.approx(sched.rate(6))
+    assert mid.rate(20) == pytest.approx(sched.rate(6) / 15)
+    assert LRSchedule.from_state(mid.to_state()) == mid
+    flat = LRSchedule.for_config(_tiny(anneal_lr=False, learning_rate=3e-4))
+    assert flat.rate(1) == flat.rate(4) == pytest.approx(3e-4)
+
+
+def test_resume_with_more_steps_continues_the_rate_it_had(tmp_path: Path) -> None:
+    first = Trainer(_tiny(), out_dir=tmp_path)
+    first.train()
+    last_lr = first.schedule.rate(4)
+    with pytest.raises(ValueError, match="--extend constant"):
+        Trainer.resume(tmp_path, overrides={"total_steps": 4 * 30 * 6})
+    resumed = Trainer.resume(tmp_path, overrides={"total_steps": 4 * 30 * 6}, extend="reanneal")
+    rows: list[dict[str, float]] = []
+    resumed.train(on_update=rows.append)
+    assert [int(r["update"]) for r in rows] == [5, 6]
+    assert rows[0]["learning_rate"] == pytest.approx(last_lr)  # no jump
+    assert rows[1]["learning_rate"] < rows[0]["learning_rate"]
+    with pytest.raises(ValueError, match="cannot change seed"):
+        Trainer.resume(tmp_path, overrides={"seed": 3})
+
+
+def test_resume_into_another_folder_copies_the_history(tmp_path: Path) -> None:
+    src, dest = tmp_path / "a", tmp_path / "b"
+    Trainer(_tiny(eval_every=1, eval_episodes=2), out_dir=src).train(max_updates=2)
+    resumed = Trainer.resume(src, out_dir=dest)
+    resumed.train()
+    with (dest / METRICS_NAME).open() as fh:
+        assert [r["update"] for r in csv.DictReader(fh)] == ["1", "2", "3", "4"]
+    with (src / METRICS_NAME).open() as fh:
+        assert [r["update"] for r in csv.DictReader(fh)] == ["1", "2"]
+    with pytest.raises(ValueError, match="would replace the run's later"):
+        Trainer.resume(src / "best.pt")
+
+
+def test_trainer_refuses_a_folder_that_holds_a_run(tmp_path: Path) -> None:
+    Trainer(_tiny(total_steps=4 * 30), out_dir=tmp_path).train()
+    before = (tmp_path / CHECKPOINT_NAME).read_bytes()
+    with pytest.raises(ValueError, match="holds a run already"):
+        Trainer(_tiny(), out_dir=tmp_path)
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
