@@ -77,30 +77,66 @@ def write_baseline(
         raise BaselineError(f"{file}: cannot write baseline: {exc.strerror}") from None
 
 
-def read_baseline(file: Path) -> Counter[Key]:
+def _document(file: Path) -> object:
+    from esper_migrate.discover import read_regular_file
+
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
+        raw = read_regular_file(file)
     except FileNotFoundError:
         raise BaselineError(
             f"{file}: baseline not found (create it with --write-baseline)"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"{file}: cannot read baseline: {exc}") from None
-    if (
-        not isinstance(document, dict)
-        or document.get("tool") != "esper-migrate"
-        or document.get("version") != FORMAT_VERSION
-        or not isinstance(document.get("findings"), list)
-    ):
-        raise BaselineError(f"{file}: not an esper-migrate baseline (format {FORMAT_VERSION})")
+    except OSError as exc:
+        raise BaselineError(f"{file}: cannot read baseline: {exc.strerror or exc}") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BaselineError(f"{file}: cannot read baseline: not UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"{file}: cannot read baseline: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise BaselineError(f"{file}: cannot read baseline: JSON nested too deeply") from None
+
+
+def read_baseline(file: Path) -> Counter[Key]:
+    """The counts per key in ``file``; :class:`BaselineError` names what is wrong with it."""
+    document = _document(file)
+    if not isinstance(document, dict) or document.get("tool") != "esper-migrate":
+        raise BaselineError(
+            f"{file}: not an esper-migrate baseline (a JSON object with "
+            '"tool": "esper-migrate", as --write-baseline writes)'
+        )
+    version = document.get("version")
+    if type(version) is not int:
+        raise BaselineError(
+            f"{file}: 'version' must be an integer format version, got {type(version).__name__}"
+        )
+    if version != FORMAT_VERSION:
+        writer = document.get("written_by")
+        by = f" by esper-migrate {writer}" if isinstance(writer, str) else ""
+        remedy = "upgrade esper-migrate or rewrite it" if version > FORMAT_VERSION else "rewrite it"
+        raise BaselineError(
+            f"{file}: baseline format {version} (written{by}); esper-migrate {__version__} "
+            f"reads format {FORMAT_VERSION}: {remedy} with --write-baseline"
+        )
+    entries = document.get("findings")
+    if not isinstance(entries, list):
+        raise BaselineError(f"{file}: 'findings' must be a list, got {type(entries).__name__}")
     counts: Counter[Key] = Counter()
-    for index, entry in enumerate(document["findings"]):
-        try:
-            key = (str(entry["path"]), str(entry["code"]), str(entry["text"]))
-            count = int(entry["count"])
-        except (KeyError, TypeError, ValueError):
-            raise BaselineError(f"{file}: findings[{index}] is malformed") from None
-        counts[key] += count
+    for index, entry in enumerate(entries):
+        where = f"{file}: findings[{index}]"
+        if not isinstance(entry, dict):
+            raise BaselineError(f"{where} must be an object, got {type(entry).__name__}")
+        for name in ("path", "code", "text"):
+            if not isinstance(entry.get(name), str):
+                got = type(entry[name]).__name__ if name in entry else "nothing"
+                raise BaselineError(f"{where}: {name!r} must be a string, got {got}")
+        count = entry.get("count")
+        # JSON numbers such as 1e400 or 2.5 are floats (inf, 2.5): never a count.
+        if type(count) is not int or count < 1:
+            got = repr(count) if type(count) is int else type(count).__name__
+            raise BaselineError(f"{where}: 'count' must be a positive integer, got {got}")
+        counts[(entry["path"], entry["code"], entry["text"])] += count
     return counts
 
 

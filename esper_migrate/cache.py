@@ -10,6 +10,10 @@ Everything cached is a pure function of its key:
 A warm run over an unchanged tree reads each file once to hash it, finds that every path has
 the same hash as last time (so the index, hence its fingerprint, is the same) and returns
 the cached findings: nothing is parsed and the summaries file is not even loaded.
+
+A cache file is a user-writable file in the tree: one that is not JSON, or whose entries do
+not have the shape this version writes (a hand edit, a merge, another tool), is discarded as
+a whole when it is loaded, and the next save rewrites it; it never fails a run.
 """
 
 from __future__ import annotations
@@ -73,9 +77,11 @@ class CheckCache:
             fingerprint = document.get("fingerprint")
             errors = document.get("errors", {})
             if (
-                isinstance(files, dict)
-                and isinstance(fingerprint, str)
+                isinstance(fingerprint, str)
+                and isinstance(files, dict)
+                and _valid_findings(files)
                 and isinstance(errors, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in errors.items())
             ):
                 self._findings = files
                 self._fingerprint = fingerprint
@@ -110,7 +116,7 @@ class CheckCache:
         if self._summaries is None:
             document = _load(self._summaries_file)
             files = document.get("files")
-            self._summaries = files if isinstance(files, dict) else {}
+            self._summaries = files if isinstance(files, dict) and _valid_summaries(files) else {}
         entry = self._summaries.get(path)
         if entry is None or entry[0] != digest:
             return None
@@ -220,11 +226,66 @@ def _code_stamp() -> str:
     return content_hash("\n".join(sorted(parts)).encode())
 
 
+_CODES = frozenset(str(c) for c in Code)
+_TIERS = frozenset(str(t) for t in Tier)
+
+
+def _valid_row(row: object) -> bool:
+    """A finding row as :func:`finding_to_json` writes it."""
+    if not isinstance(row, list) or len(row) != 7:
+        return False
+    line, col, code, message, tier, fix, reason = row
+    return (
+        type(line) is int
+        and type(col) is int
+        and code in _CODES
+        and isinstance(message, str)
+        and tier in _TIERS
+        and (fix is None or isinstance(fix, str))
+        and (reason is None or isinstance(reason, str))
+    )
+
+
+def _valid_findings(files: dict[str, Any]) -> bool:
+    """``{path: [content hash, rows or None]}``, every row well-formed."""
+    for entry in files.values():
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            return False
+        rows = entry[1]
+        if rows is not None and not (isinstance(rows, list) and all(map(_valid_row, rows))):
+            return False
+    return True
+
+
+def _valid_summaries(files: dict[str, Any]) -> bool:
+    """``{path: [content hash, summary]}`` with each summary a dict of exactly the keys of
+    ``index.FileSummary`` (what lies inside is the index's to read; ``check`` discards the
+    cache and runs again without it if that fails)."""
+    from esper_migrate.index import FileSummary  # the cold path, which imports it anyway
+
+    keys = set(FileSummary.__annotations__)
+    for entry in files.values():
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            return False
+        if not isinstance(entry[1], dict) or set(entry[1]) != keys:
+            return False
+    return True
+
+
+def discard(root: Path) -> None:
+    """Delete the cache files under ``root`` (the directory and its lock stay)."""
+    directory = root / DIRECTORY
+    for pattern in ("findings-*.json", "summaries-*.json"):
+        for file in directory.glob(pattern):
+            with contextlib.suppress(OSError):
+                file.unlink()
+
+
 def _load(file: Path) -> dict[str, Any]:
     try:
         with file.open("rb") as handle:
             document = json.load(handle)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}  # missing or corrupt: start empty, the next save repairs it
     return document if isinstance(document, dict) else {}
 

@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from esper_migrate.records import PARSE_ERRORS, Finding
 if TYPE_CHECKING:
     from esper_migrate.cache import CheckCache
     from esper_migrate.config import CheckConfig
+    from esper_migrate.discover import Discovery, Skipped
     from esper_migrate.index import FileSummary, Index
     from esper_migrate.spec import MigrationSpec
 
@@ -150,11 +150,27 @@ def run_check(options: CheckOptions, out: TextIO | None = None, err: TextIO | No
     """The whole command; returns the exit code. Never raises."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    try:
+        return _guarded(options, out, err)
+    except KeyboardInterrupt:  # Ctrl-C before the handler below is in place
+        err.write(f"{PROG}: interrupted by SIGINT\n")
+        return 130
+
+
+def _guarded(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     from esper_migrate.baseline import BaselineError
     from esper_migrate.config import ConfigError
+    from esper_migrate.safe_write import exit_now, raise_on_signals, signal_name
 
     try:
-        return _run(options, out, err)
+        with raise_on_signals() as signals:
+            # Nothing to clean up (the cache is written atomically): a signal ends the run
+            # at once with one line, and the forked workers of a cold run leave quietly
+            # instead of printing tracebacks.
+            signals.on_signal = exit_now(
+                lambda signum: f"{PROG}: interrupted by {signal_name(signum)}"
+            )
+            return _run(options, out, err)
     except (UsageError, ConfigError, BaselineError) as exc:
         err.write(f"{PROG}: error: {exc}\n")
         return EXIT_ERROR
@@ -162,9 +178,9 @@ def run_check(options: CheckOptions, out: TextIO | None = None, err: TextIO | No
         if type(exc).__name__ == "SpecError":  # imported lazily, so matched by name
             err.write(f"{PROG}: error: {exc}\n")
             return EXIT_ERROR
-        err.write(f"{PROG}: error: internal error: {type(exc).__name__}: {exc}\n")
-        err.write(traceback.format_exc())
-        return EXIT_ERROR
+        from esper_migrate.console import internal_error
+
+        return internal_error(PROG, exc, err)
 
 
 def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
@@ -179,7 +195,7 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
     start = options.paths[0] if options.paths else cwd
-    config = load_config(start, options.config)
+    config = load_config(start, options.config, paths=options.paths)
     roots = list(options.paths) or list(config.paths) or [cwd]
     for path in roots:
         if not path.exists():
@@ -190,17 +206,29 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
     spec_path = options.spec or config.spec
     spec_bytes = _spec_bytes(spec_path)
 
+    found = _discover(roots, config)
+    if not found.files and found.excluded:
+        raise UsageError(
+            f"every Python file under {' '.join(map(str, roots))} ({found.excluded}) is "
+            "excluded by `exclude` in [tool.esper-migrate]; nothing to check"
+        )
+    # What the walk or the reading could not take: a note, or a failure when files may hide
+    # behind it (an unreadable directory or file), as for a file that does not parse.
+    _report_skipped(found.skipped, err)
     # A file named explicitly is checked only if it is Python (ruff's rule too).
-    targets = [t for t in _discover(roots, config) if t.suffix in (".py", ".pyi")]
-    if not targets:
+    targets = [t for t in found.files if t.suffix in (".py", ".pyi")]
+    if not targets and not any(item.hides_code for item in found.skipped):
         shown = " ".join(str(p) for p in roots)
         raise UsageError(f"nothing to check: no Python file under {shown}")
-    sources = _read_sources(targets, config.root, cwd)
+    unreadable: list[Skipped] = []
+    sources = _read_sources(targets, config.root, cwd, unreadable)
+    _report_skipped(unreadable, err)
+    unseen = any(item.hides_code for item in [*found.skipped, *unreadable])
     if strictly_inside(roots, config.root):
         # The rest of the project feeds the index (never reported), as for apply: checking
         # one file still resolves the classes defined elsewhere.
         known = {s.key for s in sources}
-        context = _read_sources(_discover([config.root], config), config.root, cwd)
+        context = _read_sources(_discover([config.root], config).files, config.root, cwd, [])
         sources.extend(replace(s, context=True) for s in context if s.key not in known)
     # Read from the TOML only: a warm run validates nothing (and imports no pydantic).
     threads = _parameter_count(spec_bytes)
@@ -215,11 +243,23 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
         {s.key: s.digest for s in sources}, {s.key for s in sources if not s.context}
     )
     if warm is None:
-        per_file, errors = _analyze(sources, spec_path, cache, options.jobs or _cpus())
-        for thread in range(1, threads):
-            more, _ = _analyze(sources, spec_path, cache, options.jobs or _cpus(), thread)
-            for key, found in more.items():
-                per_file[key] = [*per_file.get(key, []), *found]
+        jobs = options.jobs or _cpus()
+        try:
+            per_file, errors = _analyze_all(sources, spec_path, cache, jobs, threads)
+        except Exception as exc:
+            if not cache.enabled or type(exc).__name__ == "SpecError":
+                raise
+            # Entries of the right outer shape can still hold what the engine cannot read
+            # (a hand-edited cache): discard the cache and analyse from the sources alone.
+            from esper_migrate.cache import discard
+
+            err.write(
+                f"{PROG}: warning: discarded the cache in {config.root} "
+                f"({type(exc).__name__}: {exc}); analysing without it\n"
+            )
+            discard(config.root)
+            cache = CheckCache(config.root, content_hash(spec_bytes), enabled=True)
+            per_file, errors = _analyze_all(sources, spec_path, cache, jobs, threads)
         cache.save()
     else:
         per_file, errors = warm
@@ -270,7 +310,16 @@ def _run(options: CheckOptions, out: TextIO, err: TextIO) -> int:
             color=options.color,
         )
     )
-    return EXIT_FINDINGS if unchecked or any(item.fails for item in items) else EXIT_CLEAN
+    failing = unchecked or unseen or any(item.fails for item in items)
+    return EXIT_FINDINGS if failing else EXIT_CLEAN
+
+
+def _report_skipped(items: list[Skipped], err: TextIO) -> None:
+    from esper_migrate.formats import display_path
+
+    for item in items:
+        level = "error" if item.hides_code else "warning"
+        err.write(f"{PROG}: {level}: {display_path(str(item.path))}: skipped: {item.reason}\n")
 
 
 def _cpus() -> int:
@@ -295,17 +344,24 @@ def _parameter_count(data: bytes) -> int:
 def _spec_bytes(spec_path: Path | None) -> bytes:
     if spec_path is None:
         return (Path(__file__).parent / "specs" / "phase4.toml").read_bytes()
+    from esper_migrate.discover import read_regular_file  # never blocks on a FIFO
+
     try:
-        return spec_path.read_bytes()
+        return read_regular_file(spec_path)
     except OSError as exc:
-        raise UsageError(f"{spec_path}: cannot read spec: {exc.strerror}") from None
+        raise UsageError(f"{spec_path}: cannot read spec: {exc.strerror or exc}") from None
 
 
-def _discover(roots: list[Path], config: CheckConfig) -> list[Path]:
-    from esper_migrate.discover import discover
+def _discover(roots: list[Path], config: CheckConfig) -> Discovery:
+    from esper_migrate.discover import walk
 
     # Excludes are relative to the project root (the pyproject.toml), as for apply.
-    return discover(roots, config.exclude, config.root if config.source is not None else None)
+    return walk(
+        roots,
+        config.exclude,
+        config.root if config.source is not None else None,
+        boundary=config.root,
+    )
 
 
 def _under(path: str, directory: str) -> str | None:
@@ -316,9 +372,13 @@ def _under(path: str, directory: str) -> str | None:
     return None
 
 
-def _read_sources(files: list[Path], root: Path, cwd: Path) -> list[_Source]:
+def _read_sources(
+    files: list[Path], root: Path, cwd: Path, skipped: list[Skipped]
+) -> list[_Source]:
+    """The files' contents; one that cannot be read is added to ``skipped``."""
     # String arithmetic, not Path.resolve(): a warm run over a big tree is mostly this loop.
     from esper_migrate.cache import content_hash
+    from esper_migrate.discover import Skipped, read_regular_file
 
     # (os.getcwd() and the config root are physical paths already.)
     root_str, cwd_str = str(root), str(cwd)
@@ -331,10 +391,10 @@ def _read_sources(files: list[Path], root: Path, cwd: Path) -> list[_Source]:
             continue
         seen.add(key)
         try:
-            with open(absolute, "rb") as handle:
-                data = handle.read()
+            data = read_regular_file(absolute)
         except OSError as exc:
-            raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+            skipped.append(Skipped(file, f"cannot read: {exc.strerror}", hides_code=True))
+            continue
         digest = content_hash(data)
         display = _under(absolute, cwd_str) or str(file)
         sources.append(_Source(key, display, data, digest))
@@ -382,6 +442,10 @@ _SHARED: dict[str, Any] = {}
 _MIN_PARALLEL = 48
 
 
+#: Seconds between two looks at pending signals while the main thread waits for a pool.
+_SIGNAL_POLL_S = 0.05
+
+
 def _map(job: Callable[[int], _R], count: int, jobs: int) -> list[_R]:
     """``[job(i) for i in range(count)]``, over forked workers when it pays off.
 
@@ -397,7 +461,13 @@ def _map(job: Callable[[int], _R], count: int, jobs: int) -> list[_R]:
     if sequential:
         return [job(i) for i in range(count)]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        return pool.map(job, range(count), chunksize=max(1, count // (jobs * 8)))
+        pending = pool.map_async(job, range(count), chunksize=max(1, count // (jobs * 8)))
+        # Waited for in short slices, not in one blocking wait: a signal the kernel hands to
+        # one of the pool's threads only runs its Python handler when the main thread next
+        # wakes, and an untimed wait would never wake once the signal has killed the workers.
+        while not pending.ready():
+            pending.wait(_SIGNAL_POLL_S)
+        return pending.get()
 
 
 def _parse(source: _Source) -> tuple[str, ast.Module]:
@@ -438,6 +508,18 @@ def _findings_job(i: int) -> list[Finding]:
         return []
     tree = parsed[1] if parsed is not None else ast.parse(text, filename=source.key)
     return file_findings(source.key, text, tree, index, _SHARED["spec"])
+
+
+def _analyze_all(
+    sources: list[_Source], spec_path: Path | None, cache: CheckCache, jobs: int, threads: int
+) -> tuple[dict[str, list[Finding]], dict[str, str]]:
+    """Every parameter's findings on the tree as it is, merged per file (parse errors once)."""
+    per_file, errors = _analyze(sources, spec_path, cache, jobs)
+    for thread in range(1, threads):
+        more, _ = _analyze(sources, spec_path, cache, jobs, thread)
+        for key, found in more.items():
+            per_file[key] = [*per_file.get(key, []), *found]
+    return per_file, errors
 
 
 def _analyze(

@@ -4,6 +4,12 @@ The table is found like ruff finds ``[tool.ruff]``: walk up from the start direc
 first path given, else the current directory) to the closest ``pyproject.toml`` that has the
 table. Relative paths in it are relative to that file's directory (the project root).
 
+Without a table the project root is the closest directory at or above the start that marks a
+project, as black finds it: one with a ``.git`` or ``.hg`` (the repository root) or a
+``pyproject.toml`` (a project nested in a repository, e.g. one package of a monorepo, is its
+own project). Failing those it is the common parent of the paths given; never the bare
+current directory, whose siblings have nothing to do with the run.
+
 Keys (all optional)::
 
     [tool.esper-migrate]
@@ -19,7 +25,10 @@ Findings outside ``fail-tiers``/``fail-on`` are still reported, marked as not fa
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -86,17 +95,50 @@ def _parse(pyproject: Path, text: str) -> dict[str, object]:
         raise ConfigError(f"{pyproject}: invalid TOML: {exc}") from None
 
 
-def load_config(start: Path, explicit: Path | None = None) -> CheckConfig:
-    """Read the configuration for a run started at ``start`` (or from the ``explicit`` file)."""
+#: What marks the top of a project when no pyproject.toml has the table.
+_PROJECT_MARKERS = (".git", ".hg", "pyproject.toml")
+
+
+def project_root(start: Path) -> Path | None:
+    """The closest directory at or above ``start`` holding one of :data:`_PROJECT_MARKERS`
+    (``.git`` may be the file of a worktree or submodule)."""
+    directory = start.resolve()
+    if not directory.is_dir():
+        directory = directory.parent
+    for candidate in (directory, *directory.parents):
+        if any((candidate / marker).exists() for marker in _PROJECT_MARKERS):
+            return candidate
+    return None
+
+
+def common_parent(paths: Sequence[Path]) -> Path:
+    """The deepest directory that holds every path (a file counts as its directory)."""
+    directories = []
+    for path in paths:
+        real = path.resolve()
+        directories.append(str(real if real.is_dir() else real.parent))
+    return Path(os.path.commonpath(directories))
+
+
+def load_config(
+    start: Path, explicit: Path | None = None, paths: Sequence[Path] = ()
+) -> CheckConfig:
+    """Read the configuration for a run over ``paths`` started at ``start`` (the first path,
+    else the cwd), or from the ``explicit`` file."""
     pyproject = explicit if explicit is not None else find_pyproject(start)
     if pyproject is None:
-        # No table anywhere above: the cwd is the project root (where the cache goes), as
-        # for ruff without a configuration.
-        return CheckConfig(root=Path.cwd().resolve())
+        # No table anywhere above: the enclosing project or repository is the project;
+        # outside one, the paths given are. The cwd is the project only when it is the path.
+        root = project_root(start) or common_parent(list(paths) or [start])
+        return CheckConfig(root=root)
+    from esper_migrate.discover import read_regular_file  # never blocks on a FIFO
+
     try:
-        text = pyproject.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{pyproject}: cannot read: {exc}") from None
+        text = read_regular_file(pyproject).decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{pyproject}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{pyproject}: cannot read: not UTF-8 ({exc.reason})") from None
     tool = _parse(pyproject, text).get("tool", {})
     table = tool.get(TABLE, {}) if isinstance(tool, dict) else {}
     if not isinstance(table, dict):
@@ -114,6 +156,7 @@ def config_from_table(table: dict[str, object], pyproject: Path) -> CheckConfig:
     root = pyproject.resolve().parent
     paths = tuple(root / p for p in _strings(table, "paths", where))
     exclude = tuple(_strings(table, "exclude", where))
+    _validate_excludes(exclude, where)
     spec = _optional_path(table, "spec", where, root)
     baseline = _optional_path(table, "baseline", where, root)
     fail_tiers = frozenset(Tier)
@@ -145,6 +188,28 @@ def _strings(table: dict[str, object], key: str, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{where}: {key!r} must be a list of strings, got {type(value).__name__}")
     return [str(item) for item in value]
+
+
+#: Paths that no useful ``exclude`` pattern matches all of: one that does leaves nothing to run
+#: on, which a CI job would report as a clean pass.
+_PROBES = ("module.py", "src/package/module.py", "tests/test_module.py")
+
+
+def _validate_excludes(patterns: Sequence[str], where: str) -> None:
+    import pathspec  # discovery imports it anyway; the config module stays light without it
+
+    for pattern in patterns:
+        try:
+            spec = pathspec.PathSpec.from_lines("gitignore", [pattern])
+        except (ValueError, re.error) as exc:  # GitIgnorePatternError is a ValueError
+            raise ConfigError(
+                f"{where}: 'exclude' pattern {pattern!r} is not a valid gitignore pattern: {exc}"
+            ) from None
+        if all(spec.match_file(probe) for probe in _PROBES):
+            raise ConfigError(
+                f"{where}: 'exclude' pattern {pattern!r} matches every Python file, "
+                "which would leave nothing to check"
+            )
 
 
 def _optional_path(table: dict[str, object], key: str, where: str, root: Path) -> Path | None:

@@ -85,6 +85,28 @@ def error(prog: str, message: str, hint: str | None = None) -> int:
     return EXIT_USAGE
 
 
+def debug_variable(prog: str) -> str:
+    """The environment variable that asks ``prog`` for an internal error's traceback."""
+    return prog.upper().replace("-", "_") + "_DEBUG"
+
+
+def internal_error(prog: str, exc: BaseException, stream: TextIO | None = None) -> int:
+    """Report a bug in one line, ``<prog>: error: internal error: <type>: <message>``, naming
+    the variable that adds the traceback (a user sees one line, a bug report gets the rest);
+    call it from an ``except`` block. Returns the exit code."""
+    stream = stream if stream is not None else sys.stderr
+    variable = debug_variable(prog)
+    stream.write(
+        f"{prog}: error: internal error: {type(exc).__name__}: {exc} "
+        f"(set {variable}=1 for the traceback)\n"
+    )
+    if os.environ.get(variable):
+        import traceback
+
+        stream.write(traceback.format_exc())
+    return EXIT_USAGE
+
+
 def _click_classes() -> dict[str, type[BaseException]]:
     # typer runs on its own copy of click from 0.2x on and on the click package before; its
     # public BadParameter derives from the UsageError and ClickException of whichever it uses.
@@ -115,10 +137,6 @@ def run(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> int:
         return error(prog, cast("_ClickError", exc).format_message())
     except typer.Abort:
         return error(prog, "aborted")
-    except Exception as exc:  # a bug: our wording first, then the traceback to report it with
-        import traceback
-
-        error(prog, f"internal error: {type(exc).__name__}: {exc}")
-        sys.stderr.write(traceback.format_exc())
-        return EXIT_USAGE
+    except Exception as exc:  # a bug: one line; the traceback when the user asks for it
+        return internal_error(prog, exc)
     return code if isinstance(code, int) else 0

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import difflib
 import io
 import re
 import tokenize
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent import futures
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from esper_migrate.context import FileContext
-from esper_migrate.discover import discover
+from esper_migrate.discover import discover, read_regular_file
 from esper_migrate.index import FileSummary, Index, summarize_tree
 from esper_migrate.records import PARSE_ERRORS, Edit, EditKind, Finding, Unit
 from esper_migrate.spec import MigrationSpec, load_spec
@@ -263,7 +263,7 @@ def load_session(
     targets = discover(paths, excludes, exclude_root)
     for path in targets:
         try:
-            source = path.read_bytes()
+            source = read_regular_file(path)  # never blocks on a FIFO put in its place
         except OSError as exc:
             session.files.append(str(path))
             session.errors[str(path)] = f"cannot read: {exc.strerror}"
@@ -275,7 +275,7 @@ def load_session(
             if path.resolve() in seen:
                 continue
             with contextlib.suppress(OSError):
-                session.add_context_file(str(path), path.read_bytes())
+                session.add_context_file(str(path), read_regular_file(path))
     return session
 
 
@@ -349,6 +349,14 @@ def _rewrite(job: _Job) -> tuple[str, bytes | None, str | None]:
         return path, None, f"{type(exc).__name__}: {exc}"
 
 
+#: Seconds between two looks at pending signals while the main thread waits for a pool.
+_SIGNAL_POLL_S = 0.05
+
+
+def _rewrite_all(jobs: list[_Job]) -> list[tuple[str, bytes | None, str | None]]:
+    return [_rewrite(job) for job in jobs]
+
+
 def run_apply(
     paths: Sequence[str | Path],
     spec: MigrationSpec,
@@ -411,8 +419,18 @@ def _apply_session(session: Session, jobs: int) -> ApplyResult:
     plans = session.plans()
     todo = [(p.path, session.sources[p.path], p.edits, p.regions) for p in plans if p.edits]
     if jobs > 1 and len(todo) > 1:
+        size = max(1, len(todo) // (4 * jobs))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            rewritten = list(pool.map(_rewrite, todo, chunksize=max(1, len(todo) // (4 * jobs))))
+            batches = [
+                pool.submit(_rewrite_all, todo[i : i + size]) for i in range(0, len(todo), size)
+            ]
+            # Waited for in short slices, not in one blocking wait: a signal the kernel hands
+            # to one of the pool's threads only runs its Python handler when the main thread
+            # next wakes, and an untimed wait would never wake once the signal has killed the
+            # workers.
+            while futures.wait(batches, timeout=_SIGNAL_POLL_S).not_done:
+                pass
+            rewritten = [r for batch in batches for r in batch.result()]
     else:
         rewritten = [_rewrite(job) for job in todo]
     by_path = {path: (new, err) for path, new, err in rewritten}
@@ -425,20 +443,6 @@ def _apply_session(session: Session, jobs: int) -> ApplyResult:
             errors[plan.path] = f"not rewritten: {err}"
         results.append(FileResult(plan.path, source, new if new is not None else source, plan, err))
     return ApplyResult(len(session.files), len(session.candidates), results, errors)
-
-
-def unified_diff(result: FileResult) -> str:
-    def lines(data: bytes) -> list[str]:
-        return decode(data).splitlines(keepends=True)
-
-    return "".join(
-        difflib.unified_diff(
-            lines(result.original),
-            lines(result.new),
-            fromfile=f"a/{result.path}",
-            tofile=f"b/{result.path}",
-        )
-    )
 
 
 def migrate_sources(

@@ -1,8 +1,8 @@
 """One libcst pass per file applies the planned edits, copying the neighbours' whitespace.
 
 Edits are located by position (libcst's PositionProvider, the same spans the planner took from
-``ast``). The result is re-parsed before it is returned; :func:`write_atomic` writes through a
-temporary file and ``os.replace`` so a crash never leaves a half-written file.
+``ast``). The result is re-parsed before it is returned; writing it is
+:mod:`esper_migrate.safe_write`'s job.
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ from __future__ import annotations
 import ast
 import codecs
 import io
-import os
-import tempfile
 import tokenize
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TypeVar
 
 import libcst as cst
@@ -365,21 +362,3 @@ def apply_edits(
     except SyntaxError as exc:  # never write a file that does not parse
         raise RewriteError(f"the rewritten file does not parse: {exc}") from None
     return (("\ufeff" if bom else "") + new_text).encode(encoding.removesuffix("-sig"))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory.
-
-    A symlink is followed (its target is rewritten, the link kept); the file mode is kept."""
-    path = Path(os.path.realpath(path))
-    mode = path.stat().st_mode if path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -651,9 +651,11 @@ def builtin_spec_text() -> str:
 
 
 def read_spec_text(path: str | Path) -> str:
+    from esper_migrate.discover import read_regular_file  # never blocks on a FIFO
+
     p = Path(path)
     try:
-        return p.read_text("utf-8")
+        return read_regular_file(p).decode("utf-8")
     except OSError as exc:
         raise SpecError(f"{p}: cannot read spec: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

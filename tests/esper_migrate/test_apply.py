@@ -341,15 +341,15 @@ def test_rewrite_error_names_the_files_line_not_the_regions(tmp_path: Path) -> N
     assert (root / "a.py").read_text() == source
 
 
-def test_write_atomic_keeps_the_mode_and_follows_a_symlink(tmp_path: Path) -> None:
-    from esper_migrate.rewrite import write_atomic
+def test_safe_write_keeps_the_mode_and_follows_a_symlink(tmp_path: Path) -> None:
+    from esper_migrate.safe_write import write_if_unchanged
 
     target = tmp_path / "real.py"
     target.write_text("x = 1\n")
     target.chmod(0o750)
     link = tmp_path / "link.py"
     link.symlink_to(target)
-    write_atomic(link, b"x = 2\n")
+    write_if_unchanged(link, b"x = 1\n", b"x = 2\n", root=tmp_path)
     assert link.is_symlink()
     assert target.read_bytes() == b"x = 2\n"
     assert target.stat().st_mode & 0o777 == 0o750
@@ -359,17 +359,17 @@ def test_write_atomic_keeps_the_mode_and_follows_a_symlink(tmp_path: Path) -> No
 def test_a_file_that_cannot_be_written_is_reported_not_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import esper_migrate.rewrite as rewrite
+    import esper_migrate.safe_write as safe_write
 
     root = _tree(tmp_path, {"a/net.py": NET, "b/net.py": NET})
-    real = rewrite.write_atomic
+    real = safe_write.write_if_unchanged
 
-    def refuse_a(path: Path, data: bytes) -> None:
+    def refuse_a(path: Path, expected: bytes, data: bytes, *, root: Path | None = None) -> None:
         if path.parent.name == "a":
             raise PermissionError(13, "Permission denied")
-        real(path, data)
+        real(path, expected, data, root=root)
 
-    monkeypatch.setattr(rewrite, "write_atomic", refuse_a)
+    monkeypatch.setattr(safe_write, "write_if_unchanged", refuse_a)
     monkeypatch.chdir(root)
     result = CliRunner().invoke(app, ["apply", "."])
     assert result.exit_code == 3, result.output

@@ -260,7 +260,8 @@ def test_missing_or_foreign_baseline_is_a_clear_error(tmp_path: Path) -> None:
 def test_cache_round_trip_and_invalidation(tmp_path: Path) -> None:
     cache = CheckCache(tmp_path, "spec1")
     assert cache.unchanged_tree({"a.py": "h1"}, {"a.py"}) is None
-    cache.store_summary("a.py", "h1", {"classes": ["Net"]})
+    summary = {"path": "a.py", "version": 1, "classes": [], "functions": {}, "error": None}
+    cache.store_summary("a.py", "h1", summary)
     found = _finding(path="a.py")
     cache.replace_findings(
         "fp", {"a.py": ("h1", [found]), "b.py": ("h2", [])}, {"b.py": "does not parse"}
@@ -276,7 +277,7 @@ def test_cache_round_trip_and_invalidation(tmp_path: Path) -> None:
     )
     assert warm.unchanged_tree({"a.py": "h1", "b.py": "CHANGED"}, both) is None
     assert warm.unchanged_tree({"a.py": "h1"}, {"a.py"}) is None  # a deleted file: new index
-    assert warm.summary("a.py", "h1") == {"classes": ["Net"]}
+    assert warm.summary("a.py", "h1") == summary
     assert warm.summary("a.py", "other") is None
     assert warm.findings("a.py", "h1", "fp") == [found]
     assert warm.findings("a.py", "h1", "other-index") is None

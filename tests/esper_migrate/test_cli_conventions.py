@@ -162,11 +162,20 @@ def test_a_crash_is_an_internal_error_with_exit_2(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(esper_migrate.engine, "run_apply", crash)
+    monkeypatch.delenv("ESPER_MIGRATE_DEBUG", raising=False)
     code, out, err = _migrate(capsys, "apply")
     assert code == 2
     assert out == ""
+    # One line for the user (issue 14: no traceback reaches a user) naming how to get the rest.
+    assert err == (
+        "esper-migrate: error: internal error: RuntimeError: boom "
+        "(set ESPER_MIGRATE_DEBUG=1 for the traceback)\n"
+    )
+    monkeypatch.setenv("ESPER_MIGRATE_DEBUG", "1")
+    code, out, err = _migrate(capsys, "apply")
+    assert code == 2
     lines = err.splitlines()
-    assert lines[0] == "esper-migrate: error: internal error: RuntimeError: boom"
+    assert lines[0].startswith("esper-migrate: error: internal error: RuntimeError: boom")
     assert lines[1] == "Traceback (most recent call last):"
 
 

@@ -20,8 +20,8 @@ import pytest
 from esper_migrate.check import CheckOptions, run_check
 from esper_migrate.engine import run_apply
 from esper_migrate.formats import OutputFormat
-from esper_migrate.rewrite import write_atomic
 from esper_migrate.rule import all_rules
+from esper_migrate.safe_write import write_if_unchanged
 from esper_migrate.spec import load_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -57,7 +57,7 @@ def migrated(
     result = run_apply([tree], SPEC)
     assert not result.errors, result.errors
     for r in result.changed:
-        write_atomic(Path(r.path), r.new)
+        write_if_unchanged(Path(r.path), r.original, r.new)
     unresolved = [
         (Path(u.path).relative_to(tree).as_posix(), u.line, u.col + 1, str(u.code), u.message)
         for u in result.unresolved
