@@ -284,12 +284,18 @@ def launch(nproc: int, worker_argv: Sequence[str], timeout_s: float = DEFAULT_TI
     try:
         elastic_launch(config, sys.executable)("-m", "esper_ref", *worker_argv)
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
+        # Every failed rank, earliest first: the launcher records a rank killed from outside
+        # and a peer that then lost contact within one monitoring interval, so "the first"
+        # alone can name the peer instead of the cause.
+        failed = sorted(exc.failures.items(), key=lambda item: (item[1].timestamp, item[0]))
+        ranks = "; ".join(
+            f"rank {rank} (pid {failure.pid}): {describe_exit(failure.exitcode)}"
+            for rank, failure in failed
+        )
         print(
-            f"error: distributed training failed: rank {rank} (pid {failure.pid}) ended first "
-            f"({describe_exit(failure.exitcode)}); the other ranks were stopped. Its own "
-            "error, if it could print one, is above; the last checkpoint resumes with "
-            f"--resume RUN_FOLDER --nproc {nproc}",
+            f"error: distributed training failed: {ranks}; the other ranks were stopped. "
+            "Each rank's own error, if it could print one, is above; the last checkpoint "
+            f"resumes with --resume RUN_FOLDER --nproc {nproc}",
             file=sys.stderr,
         )
         return 2
