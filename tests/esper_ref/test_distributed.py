@@ -307,5 +307,7 @@ def test_a_rank_that_hangs_times_out_instead_of_blocking(tmp_path: Path) -> None
     out, left = _finish(proc, tag, timeout=180)
     assert proc.returncode == 2, out[-3000:]
     assert "rank 0: lost contact with the other ranks" in out, out[-3000:]
-    assert "rank 0 (pid" in out and "exit code 2" in out
+    # Which ranks the launcher lists depends on when its monitor polls (on a loaded machine
+    # it may see only the stopped rank it killed); rank 0's own line above names the cause.
+    assert "error: distributed training failed: rank " in out, out[-3000:]
     assert not left
