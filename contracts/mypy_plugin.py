@@ -18,24 +18,12 @@ from collections.abc import Callable
 from mypy.plugin import AnalyzeTypeContext, Plugin
 from mypy.types import Type
 
+from contracts import aliases
+
+# The names come from contracts.aliases itself (importing this module already runs the
+# contracts package), so a new alias is a Tensor to mypy without a second list to update.
 _ALIASES = frozenset(
-    f"contracts.aliases.{name}"
-    for name in (
-        "BF16",
-        "F16",
-        "F32",
-        "F64",
-        "I8",
-        "I16",
-        "I32",
-        "I64",
-        "U8",
-        "Bool",
-        "Complex",
-        "Float",
-        "Int",
-        "Shaped",
-    )
+    f"contracts.aliases.{name}" for name in aliases.__all__ if name != "TensorAlias"
 )
 
 
