@@ -74,7 +74,8 @@ class TrainConfig:
     use_blueprint_indices: bool = True
     """``False`` replaces every blueprint index by -1 before the policy sees it (ablation)."""
     obs_norm: bool = True
-    """Normalise observations by their running mean and variance."""
+    """Normalise observations by their running mean and variance, updated once per rollout
+    with every observation of it (of every rank's envs)."""
     # PPO
     learning_rate: float = 1.5e-3
     """Adam's learning rate at the first update. With ``update_epochs`` x ``num_minibatches``

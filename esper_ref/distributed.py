@@ -191,37 +191,46 @@ class Comm:
         var = (packed[1 + d :] / n - mean * mean).clamp(min=0.0)
         return mean, var, int(n)
 
-    def mean_std(self, x: Tensor) -> tuple[Tensor, Tensor, int]:
-        """Mean and unbiased std of the 1-D ``x`` on all ranks (two passes, as torch's
-        ``std`` does), and the count."""
-        x = x.detach()
-        first = self.sum(torch.stack([x.new_tensor(float(x.numel())), x.sum()]))
-        n = int(first[0])
-        mean = first[1] / max(n, 1)
-        ss = self.sum((x - mean).square().sum())
-        std = torch.sqrt(ss / max(n - 1, 1))
-        return mean, std, n
+    def mean_std(self, *xs: Tensor) -> list[tuple[Tensor, Tensor, int]]:
+        """Mean, unbiased std and count of each 1-D ``x`` over all ranks (two passes, as
+        torch's ``std`` does), for all of them in two all-reduces."""
+        xs = tuple(x.detach() for x in xs)
+        first = self.sum(torch.stack([v for x in xs for v in (x.new_tensor(x.numel()), x.sum())]))
+        ns = [int(first[2 * i]) for i in range(len(xs))]
+        means = [first[2 * i + 1] / max(n, 1) for i, n in enumerate(ns)]
+        ss = self.sum(torch.stack([(x - m).square().sum() for x, m in zip(xs, means, strict=True)]))
+        return [
+            (m, torch.sqrt(ss[i] / max(n - 1, 1)), n)
+            for i, (m, n) in enumerate(zip(means, ns, strict=True))
+        ]
 
-    def sum_gradients(self, params: Sequence[Tensor]) -> None:
-        """Replace each parameter's gradient by its sum over the ranks, in one flat
-        all-reduce. A rank without a gradient for a parameter (it held no sequence of the
-        minibatch) adds zeros; a parameter no rank has a gradient for keeps none, as in one
-        process (Adam skips it rather than moving it by its momentum)."""
+    def sum_gradients(self, params: Sequence[Tensor], extra: Tensor | None = None) -> Tensor:
+        """Replace each parameter's gradient by its sum over the ranks, and return ``extra``
+        (1-D, e.g. the step's diagnostics) summed too: one flat all-reduce for both, so an
+        optimiser step synchronises the ranks once. A rank without a gradient for a
+        parameter (it held no sequence of the minibatch) adds zeros; a parameter no rank
+        has a gradient for keeps none, as in one process (Adam skips it rather than moving
+        it by its momentum)."""
+        tail = torch.zeros(0) if extra is None else extra.detach()
         if not self.distributed:
-            return
+            return tail
+        dtype = params[0].dtype
         parts = [
             (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params
         ]
-        has = torch.tensor([p.grad is not None for p in params], dtype=parts[0].dtype)
-        flat = self.sum(torch.cat([*parts, has.to(parts[0].device)]))
+        has = torch.tensor([p.grad is not None for p in params], dtype=dtype)
+        device = parts[0].device
+        flat = self.sum(torch.cat([*parts, has.to(device), tail.to(device, dtype)]))
         offset = 0
         for p in params:
             n = p.numel()
-            p.grad = flat[offset : offset + n].view_as(p).clone()
+            p.grad = flat[offset : offset + n].view_as(p)  # views of one fresh buffer
             offset += n
-        for p, flag in zip(params, flat[offset:].tolist(), strict=True):
+        flags = flat[offset : offset + len(params)].tolist()
+        for p, flag in zip(params, flags, strict=True):
             if flag == 0:
                 p.grad = None
+        return flat[offset + len(params) :].to(tail.device, tail.dtype)
 
     def same_parameters(self, params: Sequence[Tensor]) -> None:
         """Copy rank 0's parameters to every rank (they start equal by seed; this makes it

@@ -65,26 +65,43 @@ class UpdateStats:
 def normalize_advantages(adv: Tensor, valid: Tensor, comm: Comm | None = None) -> Tensor:
     """Zero-mean, unit-std over the real steps only (of every rank's rollout); padding
     stays 0."""
-    real = adv[valid]
+    return normalize_many([adv], valid, comm)[0]
+
+
+def normalize_many(advs: list[Tensor], valid: Tensor, comm: Comm | None = None) -> list[Tensor]:
+    """``normalize_advantages`` of each of ``advs`` (same ``valid``); with several ranks in
+    two all-reduces for all of them."""
+    zeros = torch.zeros_like(advs[0])
     if comm is not None and comm.distributed:
-        mean, std, n = comm.mean_std(real)
+        moments = comm.mean_std(*(a[valid] for a in advs))
+    else:
+        moments = []
+        for r in (a[valid] for a in advs):
+            # One real step: its own mean, std 1 (below); none: the result is all zeros.
+            many = r.numel() > 1
+            moments.append((r.mean() if many else r.sum(), r.std() if many else r, r.numel()))
+    out = []
+    for adv, (mean, std, n) in zip(advs, moments, strict=True):
         if n == 0:
-            return torch.zeros_like(adv)
+            out.append(torch.zeros_like(adv))
+            continue
         if n == 1:
             std = torch.ones((), device=adv.device)
-        return torch.where(valid, (adv - mean) / (std + 1e-8), torch.zeros_like(adv))
-    if real.numel() == 0:
-        return torch.zeros_like(adv)
-    mean = real.mean()
-    std = real.std() if real.numel() > 1 else torch.ones((), device=adv.device)
-    return torch.where(valid, (adv - mean) / (std + 1e-8), torch.zeros_like(adv))
+        out.append(torch.where(valid, (adv - mean) / (std + 1e-8), zeros))
+    return out
 
 
 def loss_counts(mb: SequenceBatch, relevance: Tensor) -> Tensor:
     """``[real steps, steps where head h mattered for each h]``: what ``ppo_loss`` divides
     its sums by (summed over ranks, they make each rank's loss a share of the global one)."""
-    rel = relevance[:, mb.executed_op] & mb.valid
-    return torch.cat([mb.valid.sum().reshape(1), rel.flatten(1).sum(1)]).to(torch.float32)
+    return loss_counts_per_row(mb, relevance).sum(0)
+
+
+def loss_counts_per_row(batch: SequenceBatch, relevance: Tensor) -> Tensor:
+    """``loss_counts`` of each row (sequence) of ``batch`` alone, ``[num_seqs, 1 + heads]``:
+    a minibatch's counts are the sum of its rows'."""
+    rel = relevance[:, batch.executed_op] & batch.valid  # [heads, N, L]
+    return torch.cat([batch.valid.sum(1, keepdim=True), rel.sum(2).T], dim=1).to(torch.float32)
 
 
 def ppo_loss(
@@ -169,8 +186,7 @@ def explained_variance(
 ) -> float:
     y, p = target[valid], pred[valid]
     if comm is not None and comm.distributed:
-        _, std_y, n = comm.mean_std(y)
-        _, std_r, _ = comm.mean_std(y - p)
+        (_, std_y, n), (_, std_r, _) = comm.mean_std(y, y - p)
         if n < 2 or float(std_y) == 0.0:
             return float("nan")
         return float(1.0 - std_r.square() / std_y.square())
@@ -178,6 +194,19 @@ def explained_variance(
         return float("nan")
     var_y = y.var()
     return float("nan") if float(var_y) == 0.0 else float(1.0 - (y - p).var() / var_y)
+
+
+def minibatch_groups(num_envs: int, groups: int) -> Tensor:
+    """A random split of envs ``0 .. num_envs - 1`` into ``groups`` minibatches: the
+    minibatch of each env, ``[num_envs]``.
+
+    Stratified: each run of ``groups`` consecutive envs sends one env to every minibatch, in
+    a random order (a short last run, to a random subset). Every env is equally likely in
+    every minibatch, the sizes differ by at most one, and any block of consecutive envs whose
+    size is a multiple of ``groups`` (a rank's envs) has the same number in each minibatch:
+    no rank waits at a step's all-reduce for another with more of the minibatch."""
+    runs = -(-num_envs // groups)
+    return torch.rand(runs, groups).argsort(dim=1).reshape(-1)[:num_envs]
 
 
 #: Diagnostics of ``ppo_loss`` that are shares of the global value (summed over ranks).
@@ -201,56 +230,77 @@ class PPO:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def minibatch_rows(self, batch: SequenceBatch) -> list[Tensor]:
-        """Rows of ``batch`` grouped by env: each env's sequences land in one minibatch.
-
-        With several ranks the envs are the global ones (rank ``r`` holds envs
-        ``r * n .. (r + 1) * n - 1``), shuffled by rank 0 and broadcast, so the minibatches
-        are those one process with all the envs would form; a rank may hold no row of one."""
+    def minibatch_plan(self, batch: SequenceBatch, epochs: int) -> list[list[Tensor]]:
+        """For each of ``epochs`` epochs, the rows of ``batch`` of each minibatch; see
+        ``minibatch_groups``. With several ranks the envs are the global ones (rank ``r``
+        holds envs ``r * n .. (r + 1) * n - 1``) and rank 0 draws every epoch's split and
+        broadcasts it (one broadcast per update), so the minibatches are those one process
+        with all the envs forms."""
         comm = self.comm
-        env_index = batch.env_index
         if comm.distributed:
-            local = comm.local_count(self.config.num_envs)
-            env_index = env_index + comm.rank * local
-            envs = comm.broadcast(torch.randperm(self.config.num_envs, device=env_index.device))
-        else:
-            envs = torch.unique(env_index)
-            envs = envs[torch.randperm(envs.numel(), device=envs.device)]
-        groups = envs.chunk(min(self.config.num_minibatches, envs.numel()))
-        return [torch.isin(env_index, g).nonzero().squeeze(1) for g in groups]
+            num_envs = self.config.num_envs
+            env_index = batch.env_index + comm.rank * comm.local_count(num_envs)
+        else:  # the envs the batch holds, numbered 0 .. n - 1
+            envs, env_index = torch.unique(batch.env_index, return_inverse=True)
+            num_envs = envs.numel()
+        groups = min(self.config.num_minibatches, num_envs)
+        split = torch.stack([minibatch_groups(num_envs, groups) for _ in range(epochs)])
+        split = comm.broadcast(split).to(env_index.device)
+        plan = []
+        for assign in split:
+            of_row = assign[env_index]
+            plan.append([(of_row == g).nonzero().squeeze(1) for g in range(groups)])
+        return plan
 
-    def _minibatch_loss(self, mb: SequenceBatch) -> tuple[Tensor | None, dict[str, Any]]:
-        """``ppo_loss`` on this rank's share of a minibatch, divided by the global counts;
-        its diagnostics summed over ranks (so every rank sees the same KL). ``None`` for the
-        loss when this rank holds no sequence of the minibatch, or when any rank's loss is
-        not finite (marked ``info["nonfinite"]``)."""
+    def minibatch_rows(self, batch: SequenceBatch) -> list[Tensor]:
+        """One epoch's minibatches (rows of ``batch``), as ``minibatch_plan`` draws them."""
+        return self.minibatch_plan(batch, 1)[0]
+
+    def _loss_counts(self, batch: SequenceBatch, plan: list[list[Tensor]]) -> Tensor:
+        """``loss_counts`` of every minibatch of ``plan`` over all ranks,
+        ``[epochs, minibatches, 1 + heads]``, in one all-reduce."""
+        per_row = loss_counts_per_row(batch, self.relevance)
+        counts = torch.stack(
+            [torch.stack([per_row[rows].sum(0) for rows in epoch]) for epoch in plan]
+        )
+        return self.comm.sum(counts)
+
+    def _forward_backward(self, mb: SequenceBatch, counts: Tensor) -> dict[str, Any]:
+        """The loss on this rank's share of a minibatch (divided by the global ``counts``)
+        and its gradients, summed over the ranks with the diagnostics in one all-reduce, so
+        every rank sees the same KL and the same gradient. One process skips the backward
+        when the KL test or a non-finite loss will stop the step; several ranks learn the
+        global KL only with the gradients, so they may compute one backward for nothing."""
+        cfg = self.config
         comm = self.comm
+        self.optimizer.zero_grad(set_to_none=True)
         info: dict[str, Any]
         if not comm.distributed:
-            loss, info = ppo_loss(self.bundle, mb, self.config, self.relevance)
+            loss, info = ppo_loss(self.bundle, mb, cfg, self.relevance, counts)
             info["nonfinite"] = not bool(torch.isfinite(loss))
-            return loss, info
-        counts = comm.sum(loss_counts(mb, self.relevance))
-        local: Tensor | None = None
+            stop = cfg.target_kl is not None and info["approx_kl"] > cfg.target_kl
+            if not (stop or info["nonfinite"]):
+                loss.backward()  # type: ignore[no-untyped-call]
+            return info
         info = {k: 0.0 for k in _SUMMED}
         info["entropy"] = dict.fromkeys(HEAD_NAMES, 0.0)
+        bad = False
         if mb.num_seqs:
-            local, info = ppo_loss(self.bundle, mb, self.config, self.relevance, counts)
-        bad = local is not None and not bool(torch.isfinite(local))
+            loss, info = ppo_loss(self.bundle, mb, cfg, self.relevance, counts)
+            bad = not bool(torch.isfinite(loss))
+            if not bad:
+                loss.backward()  # type: ignore[no-untyped-call]
         shares = [*(info[k] for k in _SUMMED), *(info["entropy"][h] for h in HEAD_NAMES)]
-        packed = comm.sum(torch.tensor([*shares, float(bad)], dtype=torch.float64)).tolist()
+        extra = torch.tensor([*shares, float(bad)], dtype=torch.float64)
+        packed = comm.sum_gradients(self.params, extra).tolist()
         summed: dict[str, Any] = dict(zip(_SUMMED, packed, strict=False))
         summed["entropy"] = dict(zip(HEAD_NAMES, packed[len(_SUMMED) :], strict=False))
         summed["nonfinite"] = packed[-1] > 0
-        return local, summed
+        return summed
 
-    def _step(self, loss: Tensor | None) -> float | None:
-        """Backward, gradients summed over ranks, clip and step; the gradient norm, or
-        ``None`` when it is not finite (no step taken)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        if loss is not None:
-            loss.backward()  # type: ignore[no-untyped-call]
-        self.comm.sum_gradients(self.params)
+    def _step(self) -> float | None:
+        """Clip the (summed) gradients and step; the gradient norm, or ``None`` when it is
+        not finite (no step taken)."""
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
         if not torch.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
@@ -266,17 +316,21 @@ class PPO:
         # of the return. lambda-return - Q(s, op) = A + V(s) - Q(s, op).
         sub = batch.returns - batch.values if cfg.q_baseline_for_heads else None
         if cfg.norm_adv:
-            adv = normalize_advantages(adv, batch.valid, self.comm)
-            sub = None if sub is None else normalize_advantages(sub, batch.valid, self.comm)
+            if sub is None:
+                (adv,) = normalize_many([adv], batch.valid, self.comm)
+            else:
+                adv, sub = normalize_many([adv, sub], batch.valid, self.comm)
         batch = dataclasses.replace(batch, advantages=adv, sub_advantages=sub)
         stats = UpdateStats()
         sums: dict[str, float] = {"policy_loss": 0.0, "value_loss": 0.0, "clipfrac": 0.0}
         ent_sums = dict.fromkeys(HEAD_NAMES, 0.0)
         measured = 0
-        for _epoch in range(cfg.update_epochs):
-            for rows in self.minibatch_rows(batch):
+        plan = self.minibatch_plan(batch, cfg.update_epochs)
+        counts = self._loss_counts(batch, plan)
+        for epoch, groups in enumerate(plan):
+            for g, rows in enumerate(groups):
                 mb = batch.select(rows)
-                loss, info = self._minibatch_loss(mb)
+                info = self._forward_backward(mb, counts[epoch, g])
                 stats.minibatches_seen += 1
                 stats.approx_kl = info["approx_kl"]
                 # The KL test comes before the step, so it can fire within a single epoch.
@@ -287,7 +341,7 @@ class PPO:
                 if info["nonfinite"]:
                     stats.nonfinite_skips += 1
                     continue
-                grad_norm = self._step(loss)
+                grad_norm = self._step()
                 if grad_norm is None:
                     stats.nonfinite_skips += 1
                     continue

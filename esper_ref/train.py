@@ -227,12 +227,8 @@ class Trainer:
 
     # -- policy inputs -------------------------------------------------------------------
 
-    def _features(self, raw: Tensor, update: bool) -> Tensor:
-        if self.obs_rms is None:
-            return raw
-        if update:
-            self.obs_rms.update(raw, self.comm)
-        return self.obs_rms.normalize(raw)
+    def _features(self, raw: Tensor) -> Tensor:
+        return raw if self.obs_rms is None else self.obs_rms.normalize(raw)
 
     def _blueprints(self, idx: Tensor) -> Tensor:
         # The ablation hides which blueprint sits where; everything else is unchanged.
@@ -259,9 +255,11 @@ class Trainer:
         cfg = self.config
         self.buffer.reset()
         finished: list[tuple[int, float]] = []
+        seen: list[Tensor] = []
         for _ in range(cfg.num_steps):
             obs, hidden = self.obs, self.hidden
-            feats = self._features(obs.features, update=True)
+            seen.append(obs.features)
+            feats = self._features(obs.features)
             bp = self._blueprints(obs.blueprint_indices)
             act = self.policy.get_action(feats, bp, obs.masks, hidden=hidden)
             next_obs, reward, terminated, truncated, info = self.env.step(act.actions)
@@ -273,7 +271,7 @@ class Trainer:
                 rows = need.nonzero().squeeze(1)
                 final = info["final_obs"]
                 boot[rows] = self._bootstrap_value(
-                    self._features(final.features[rows], update=False),
+                    self._features(final.features[rows]),
                     self._blueprints(final.blueprint_indices[rows]),
                     {h: m[rows] for h, m in final.masks.items()},
                     (act.hidden[0][:, rows], act.hidden[1][:, rows]),
@@ -304,11 +302,17 @@ class Trainer:
         # The rollout ended, the episodes did not: the last state's value is the same
         # baseline V(s) = sum_op pi(op|s) Q(s, op) that every stored step uses for GAE, not
         # a truncation bootstrap, so ``bootstrap`` (greedy or expected) does not apply here.
-        feats = self._features(self.obs.features, update=False)
+        feats = self._features(self.obs.features)
         last_v = self.policy.expected_value(
             feats, self._blueprints(self.obs.blueprint_indices), self.obs.masks, hidden=self.hidden
         )
         self.buffer.compute_returns_and_advantages(last_v, cfg.gamma, cfg.gae_lambda)
+        # The normaliser stays fixed through a rollout and folds in every rank's observations
+        # of it at the end (as Brax does): one all-reduce per update rather than one per env
+        # step, which would hold the ranks in lockstep, and the stored features and values
+        # were all computed under the same statistics.
+        if self.obs_rms is not None:
+            self.obs_rms.update(torch.cat(seen), self.comm)
         return finished
 
     def train_one_update(self) -> dict[str, float]:

@@ -6,12 +6,14 @@ import dataclasses
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contracts.phase4 import HEAD_NAMES, Op, head_sizes, obs_dim
 from esper_ref.buffer import SequenceBatch, TamiyoRolloutBuffer
 from esper_ref.bundle import LSTMPolicyBundle
 from esper_ref.config import TrainConfig
-from esper_ref.ppo import PPO, normalize_advantages, ppo_loss
+from esper_ref.ppo import PPO, minibatch_groups, normalize_advantages, ppo_loss
 
 SLOTS = 3
 OBS = obs_dim(SLOTS)
@@ -209,3 +211,35 @@ def test_non_op_heads_use_q_of_the_executed_op_as_baseline() -> None:
     w = net.policy_out.weight.grad.view(len(HEAD_NAMES), net.layout.max_size, -1)
     assert float(w[0].abs().sum()) > 0.0  # op: baseline V(s), advantage nonzero
     assert float(w[1:].abs().sum()) == 0.0  # the others: lambda-return - Q(s, op) = 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda m: st.tuples(st.just(m), st.integers(m, 96), st.integers(0, 2**31 - 1))
+    )
+)
+def test_minibatch_groups_are_a_stratified_random_split(case: tuple[int, int, int]) -> None:
+    groups, num_envs, seed = case
+    torch.manual_seed(seed)
+    assign = minibatch_groups(num_envs, groups)
+    assert assign.shape == (num_envs,) and int(assign.min()) >= 0 and int(assign.max()) < groups
+    sizes = torch.bincount(assign, minlength=groups)
+    assert int(sizes.max() - sizes.min()) <= 1  # as even as the count allows
+    # A rank's block of envs (a multiple of ``groups`` long) is spread evenly: the ranks hold
+    # equal shares of every minibatch.
+    for block in range(groups, num_envs + 1, groups):
+        for lo in range(0, num_envs - block + 1, block):
+            counts = torch.bincount(assign[lo : lo + block], minlength=groups)
+            assert bool((counts == block // groups).all())
+
+
+def test_minibatch_groups_put_every_env_anywhere_with_equal_odds() -> None:
+    torch.manual_seed(0)
+    draws = torch.stack([minibatch_groups(10, 4) for _ in range(4000)])  # [draw, env]
+    freq = torch.stack([(draws == g).float().mean(0) for g in range(4)])  # [group, env]
+    # Env 8 and 9 are the short last run (2 envs over 4 groups): each group with odds 1/4 too.
+    assert float((freq - 0.25).abs().max()) < 0.04
+    # And not always the same partners: envs 0 and 4 (different runs) meet by chance.
+    together = (draws[:, 0] == draws[:, 4]).float().mean()
+    assert abs(float(together) - 0.25) < 0.04

@@ -14,7 +14,7 @@ from esper_ref.config import TrainConfig
 from esper_ref.evaluation import evaluate_checkpoint, run_episodes
 from esper_ref.run_io import CHECKPOINT_NAME, CURVE_NAME, METRICS_NAME, load_checkpoint
 from esper_ref.schedule import LRSchedule
-from esper_ref.train import Trainer, make_env
+from esper_ref.train import RunningMeanStd, Trainer, make_env
 
 
 def _tiny(**kw: object) -> TrainConfig:
@@ -146,7 +146,7 @@ def test_greedy_and_expected_bootstrap_values_are_what_they_claim() -> None:
     cfg = _tiny()
     trainer = Trainer(cfg)
     obs = trainer.obs
-    feats = trainer._features(obs.features, update=False)
+    feats = trainer._features(obs.features)
     hidden = trainer.hidden
     q_all = trainer.policy.get_value(feats, obs.blueprint_indices, hidden)
     greedy = trainer._bootstrap_value(feats, obs.blueprint_indices, obs.masks, hidden)
@@ -158,6 +158,34 @@ def test_greedy_and_expected_bootstrap_values_are_what_they_claim() -> None:
     expected = trainer._bootstrap_value(feats, obs.blueprint_indices, obs.masks, hidden)
     pi = trainer.policy.get_action(feats, obs.blueprint_indices, obs.masks, hidden=hidden).op_probs
     torch.testing.assert_close(expected, (pi * q_all).sum(-1))
+
+
+def test_the_normaliser_is_fixed_through_a_rollout_and_folds_it_in_at_the_end() -> None:
+    trainer = Trainer(_tiny())
+    assert trainer.obs_rms is not None
+    seen = [trainer.obs.features.clone()]
+    step = trainer.env.step
+
+    def recording_step(actions: object) -> object:
+        out = step(actions)
+        seen.append(out[0].features.clone())
+        return out
+
+    trainer.env.step = recording_step
+    # Skewed statistics make the normalisation visible in what the buffer stores.
+    trainer.obs_rms.mean += 0.5
+    trainer.obs_rms.var *= 4.0
+    before = trainer.obs_rms.state_dict()
+    trainer.collect_rollout()
+    acted_on = torch.stack(seen[:-1])  # [num_steps, num_envs, obs_dim]: the last is next's
+    stored = trainer.buffer.features.transpose(0, 1)  # buffer: [env, step, dim]
+    fixed = RunningMeanStd(acted_on.shape[-1])
+    fixed.load_state_dict(before)
+    torch.testing.assert_close(stored, fixed.normalize(acted_on))
+    fixed.update(acted_on.reshape(-1, acted_on.shape[-1]))
+    torch.testing.assert_close(trainer.obs_rms.mean, fixed.mean)
+    torch.testing.assert_close(trainer.obs_rms.var, fixed.var)
+    assert trainer.obs_rms.count == pytest.approx(before["count"] + 4 * 30)
 
 
 def test_ablation_hides_blueprints_from_the_policy() -> None:
