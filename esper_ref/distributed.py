@@ -182,14 +182,33 @@ class Comm:
     def moments(self, x: Tensor) -> tuple[Tensor, Tensor, int]:
         """Mean and (biased) variance over the rows of ``x`` on all ranks, and their count,
         in float64. One all-reduce of (count, sum, sum of squares)."""
+        return self.moments_async(x)()
+
+    def moments_async(self, x: Tensor) -> Callable[[], tuple[Tensor, Tensor, int]]:
+        """``moments`` started: the all-reduce runs in the background and the returned
+        function waits for it, so a rank computes while the other ranks' shares travel."""
         x = x.detach().to(torch.float64)
-        packed = torch.cat([x.new_full((1,), float(x.shape[0])), x.sum(0), (x * x).sum(0)])
-        packed = self.sum(packed)
-        n = float(packed[0])
         d = x.shape[1]
-        mean = packed[1 : 1 + d] / n
-        var = (packed[1 + d :] / n - mean * mean).clamp(min=0.0)
-        return mean, var, int(n)
+        packed = torch.cat([x.new_full((1,), float(x.shape[0])), x.sum(0), (x * x).sum(0)])
+        wait: Callable[[], Tensor] = lambda: packed  # noqa: E731
+        if self.distributed:
+            import torch.distributed as dist
+
+            buf = packed.to(self.device, copy=True)
+            work = dist.all_reduce(buf, op=dist.ReduceOp.SUM, async_op=True)
+
+            def wait() -> Tensor:
+                work.wait()
+                return buf.to(x.device)
+
+        def finish() -> tuple[Tensor, Tensor, int]:
+            total = wait()
+            n = float(total[0])
+            mean = total[1 : 1 + d] / n
+            var = (total[1 + d :] / n - mean * mean).clamp(min=0.0)
+            return mean, var, int(n)
+
+        return finish
 
     def mean_std(self, *xs: Tensor) -> list[tuple[Tensor, Tensor, int]]:
         """Mean, unbiased std and count of each 1-D ``x`` over all ranks (two passes, as

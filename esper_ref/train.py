@@ -79,6 +79,16 @@ class RunningMeanStd:
         x = x.detach().to(self.mean.dtype)
         self.update_moments(x.mean(0), x.var(0, unbiased=False), x.shape[0])
 
+    def begin_update(self, x: Tensor, comm: Comm | None = None) -> Callable[[], None]:
+        """``update`` in two halves: this starts it (with several ranks, the all-reduce of the
+        moments sets off in the background) and the returned function completes it. One
+        process defers the whole update to that call too, so it behaves as the ranks do."""
+        if comm is not None and comm.distributed:
+            finish = comm.moments_async(x)
+            return lambda: self.update_moments(*finish())
+        x = x.detach().clone()
+        return lambda: self.update(x)
+
     def update_moments(self, b_mean: Tensor, b_var: Tensor, b_count: int) -> None:
         delta = b_mean - self.mean
         tot = self.count + b_count
@@ -255,11 +265,22 @@ class Trainer:
         cfg = self.config
         self.buffer.reset()
         finished: list[tuple[int, float]] = []
-        seen: list[Tensor] = []
-        for _ in range(cfg.num_steps):
+        # The normaliser folds in each block of obs_norm_every steps (of every rank) once the
+        # block's last step is normalised; the block's all-reduce travels while that step
+        # computes, so the ranks wait at most one step for each other.
+        block: list[Tensor] = []
+        fold: Callable[[], None] | None = None
+        for i in range(cfg.num_steps):
             obs, hidden = self.obs, self.hidden
-            seen.append(obs.features)
+            if fold is not None:
+                fold()
+                fold = None
             feats = self._features(obs.features)
+            if self.obs_rms is not None:
+                block.append(obs.features)
+                if len(block) == cfg.obs_norm_every or i == cfg.num_steps - 1:
+                    fold = self.obs_rms.begin_update(torch.cat(block), self.comm)
+                    block = []
             bp = self._blueprints(obs.blueprint_indices)
             act = self.policy.get_action(feats, bp, obs.masks, hidden=hidden)
             next_obs, reward, terminated, truncated, info = self.env.step(act.actions)
@@ -299,6 +320,8 @@ class Trainer:
                 rets = info["episode_return"][ended].tolist()
                 finished.extend((self.global_step, float(r)) for r in rets)
 
+        if fold is not None:
+            fold()
         # The rollout ended, the episodes did not: the last state's value is the same
         # baseline V(s) = sum_op pi(op|s) Q(s, op) that every stored step uses for GAE, not
         # a truncation bootstrap, so ``bootstrap`` (greedy or expected) does not apply here.
@@ -307,12 +330,6 @@ class Trainer:
             feats, self._blueprints(self.obs.blueprint_indices), self.obs.masks, hidden=self.hidden
         )
         self.buffer.compute_returns_and_advantages(last_v, cfg.gamma, cfg.gae_lambda)
-        # The normaliser stays fixed through a rollout and folds in every rank's observations
-        # of it at the end (as Brax does): one all-reduce per update rather than one per env
-        # step, which would hold the ranks in lockstep, and the stored features and values
-        # were all computed under the same statistics.
-        if self.obs_rms is not None:
-            self.obs_rms.update(torch.cat(seen), self.comm)
         return finished
 
     def train_one_update(self) -> dict[str, float]:

@@ -160,8 +160,9 @@ def test_greedy_and_expected_bootstrap_values_are_what_they_claim() -> None:
     torch.testing.assert_close(expected, (pi * q_all).sum(-1))
 
 
-def test_the_normaliser_is_fixed_through_a_rollout_and_folds_it_in_at_the_end() -> None:
-    trainer = Trainer(_tiny())
+@pytest.mark.parametrize("every", [1, 7])
+def test_each_step_is_normalised_by_the_earlier_blocks_of_steps(every: int) -> None:
+    trainer = Trainer(_tiny(obs_norm_every=every))
     assert trainer.obs_rms is not None
     seen = [trainer.obs.features.clone()]
     step = trainer.env.step
@@ -175,17 +176,19 @@ def test_the_normaliser_is_fixed_through_a_rollout_and_folds_it_in_at_the_end() 
     # Skewed statistics make the normalisation visible in what the buffer stores.
     trainer.obs_rms.mean += 0.5
     trainer.obs_rms.var *= 4.0
-    before = trainer.obs_rms.state_dict()
+    replay = RunningMeanStd(seen[0].shape[-1])
+    replay.load_state_dict(trainer.obs_rms.state_dict())
     trainer.collect_rollout()
-    acted_on = torch.stack(seen[:-1])  # [num_steps, num_envs, obs_dim]: the last is next's
     stored = trainer.buffer.features.transpose(0, 1)  # buffer: [env, step, dim]
-    fixed = RunningMeanStd(acted_on.shape[-1])
-    fixed.load_state_dict(before)
-    torch.testing.assert_close(stored, fixed.normalize(acted_on))
-    fixed.update(acted_on.reshape(-1, acted_on.shape[-1]))
-    torch.testing.assert_close(trainer.obs_rms.mean, fixed.mean)
-    torch.testing.assert_close(trainer.obs_rms.var, fixed.var)
-    assert trainer.obs_rms.count == pytest.approx(before["count"] + 4 * 30)
+    acted_on = seen[:-1]  # the last one is the next rollout's first
+    for start in range(0, len(acted_on), every):  # blocks of 7: 7, 7, 7, 7, 2 steps
+        block = acted_on[start : start + every]
+        for t, raw in enumerate(block, start):
+            torch.testing.assert_close(stored[t], replay.normalize(raw), msg=f"step {t}")
+        replay.update(torch.cat(block))
+    torch.testing.assert_close(trainer.obs_rms.mean, replay.mean)
+    torch.testing.assert_close(trainer.obs_rms.var, replay.var)
+    assert trainer.obs_rms.count == pytest.approx(replay.count)
 
 
 def test_ablation_hides_blueprints_from_the_policy() -> None:
