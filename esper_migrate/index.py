@@ -96,6 +96,17 @@ def callee_name(node: ast.expr) -> str | None:
     return None
 
 
+def dotted_path(path: str) -> str:
+    """A file's path as a dotted module name (``src/pkg/losses.py`` -> ``src.pkg.losses``,
+    ``pkg/__init__.py`` -> ``pkg``); the import's module name is a suffix of it."""
+    parts = [p for p in re.split(r"[\\/]+", path) if p and p not in (".", "..")]
+    if parts:
+        parts[-1] = parts[-1].removesuffix(".py")
+        if parts[-1] == "__init__":
+            parts.pop()
+    return ".".join(parts)
+
+
 def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> list[ParamInfo]:
     a = fn.args
     out: list[ParamInfo] = []
@@ -291,6 +302,8 @@ class Index:
     memo: dict[str, object] = field(default_factory=dict)
     #: id() of an indexed target definition -> the placement its spec target overrides.
     placement_overrides: dict[int, Placement] = field(default_factory=dict)
+    #: Function name -> (dotted path of the file that defines it at module level, its info).
+    module_functions: dict[str, list[tuple[str, FunctionInfo]]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, summaries: Iterable[FileSummary], spec: MigrationSpec) -> Index:
@@ -300,6 +313,11 @@ class Index:
                 index.classes.setdefault(c["name"], []).append(c)
             for name, fn in s["functions"].items():
                 index.functions.setdefault(name, []).append(fn)
+            methods = {(m["name"], m["line"]) for c in s["classes"] for m in c["methods"].values()}
+            dotted = dotted_path(s["path"])
+            for name, fn in s["functions"].items():
+                if (name, fn["line"]) not in methods:
+                    index.module_functions.setdefault(name, []).append((dotted, fn))
         index._resolve_producers()
         index._resolve_targets()
         index._resolve_placements()
@@ -389,11 +407,16 @@ class Index:
         """Same signature up to the features parameter's name and the new parameter."""
         pa, pb = self._strip(a["params"]), self._strip(b["params"])
         placement = self.placement_for(b)
-        named = placement.named_anchor(pb)
-        if named is not None:
+        at = None if placement.keyword_only else placement.position_in(pb)
+        named = at is not None and (
+            placement.after in pb or placement.before in pb or placement.position is not None
+        )
+        if named and at is not None and at > 0:
             # Placed by name: the signatures must agree from the anchor on, anchor included.
-            pos = pb.index(named)
-            return len(pa) == len(pb) and pa[pos:] == pb[pos:]
+            return len(pa) == len(pb) and pa[at - 1 :] == pb[at - 1 :]
+        if named and pb:
+            # Placed first: they agree after the first parameter (the one it precedes).
+            return len(pa) == len(pb) and pa[1:] == pb[1:]
         pos = placement.index
         if len(pa) != len(pb) or len(pa) < pos + 2:
             return False
@@ -461,6 +484,14 @@ class Index:
             if fn is None or self._strip(fn["params"]) != self._strip(ref["params"]):
                 return False
         return True
+
+    def module_function(self, module: str, name: str) -> FunctionInfo | None:
+        """The module-level function ``name`` of the module ``module`` (a dotted name, matched
+        against the end of the file's dotted path: ``pkg.losses`` is ``src/pkg/losses.py``)."""
+        for dotted, fn in self.module_functions.get(name, []):
+            if dotted == module or dotted.endswith("." + module):
+                return fn
+        return None
 
     def is_target(self, cls_name: str, method: str) -> TargetMethod | None:
         return self.targets.get((cls_name, method))

@@ -71,16 +71,19 @@ def _position(fn: FunctionInfo, name: str) -> int | None:
 
 
 def _expected(index: Index, proto_fn: FunctionInfo, param: str, fallback: int) -> int:
-    """Where the spec's placement puts the parameter in the protocol's member: right after
-    the anchor ``after``/``before``/``position`` names when the member has it, else after the
-    index fallback."""
+    """Where the spec's placement puts the parameter in the protocol's member: its position
+    among the positional parameters (after, before, first or last the named neighbour, else
+    after the index fallback), or -1 for a keyword-only one."""
+    placement = index.placement_for(proto_fn)
+    if placement.keyword_only:
+        return -1
     positional = [
         p["name"]
         for p in proto_fn["params"]
         if p["kind"] in ("pos", "posonly") and p["name"] != param
     ]
-    named = index.placement_for(proto_fn).named_anchor(positional)
-    return positional.index(named) + 1 if named is not None else fallback
+    at = placement.position_in(positional)
+    return at if at is not None else fallback
 
 
 def _implements(index: Index, info: ClassInfo, protocol: str, members: list[str]) -> Tier | None:

@@ -51,8 +51,10 @@ def test_before_and_last_place_it_by_name() -> None:
     text, _ = _apply(_spec('default = "None"\nplacement = {position = "last"}'), NET)
     assert "def act(self, x, hidden, scale=1.0, w=None):" in text
     assert "net.act(x, h)" in text
-    text, _ = _apply(_spec('placement = {before = "x"}'), NET)
-    assert "def act(self, x, hidden, scale=1.0):" in text  # before the first: reported
+    text, left = _apply(_spec('placement = {before = "x"}'), NET)
+    assert "def act(self, w, x, hidden, scale=1.0):" in text  # before the first
+    # The call's `x` is no companion source: reported, never guessed.
+    assert any("`x` is a parameter of `run`" in r for r in left), left
 
 
 def test_an_unannotated_default_has_no_spaces() -> None:
