@@ -213,6 +213,14 @@ def _describe(position: int | None, expected: int) -> str:
     return f"takes at position {position} (expected {expected})"
 
 
+def _move(param: str, expected: int) -> str:
+    if expected == -1:
+        return f"make `{param}` keyword-only, as the spec places it"
+    if expected == 0:
+        return f"move `{param}` first, as the spec places it"
+    return f"move `{param}` to position {expected}, as the spec places it"
+
+
 def _finding(
     ctx: CheckContext,
     info: ClassInfo,
@@ -244,7 +252,7 @@ def _finding(
         message=message,
         tier=tier,
         fix=None,
-        unfixable_reason=f"{reason}; suggested edit: move `{param}` right after the features",
+        unfixable_reason=f"{reason}; suggested edit: {_move(param, expected)}",
     )
 
 

@@ -72,22 +72,46 @@ def specs(draw: st.DrawFn) -> MigrationSpec:
         lines.append(f'default = "{default}"')
         lines.append(f"require_at_calls = {str(draw(st.booleans())).lower()}")
     lines.append("sources = [" + ", ".join(SOURCE_KINDS[k] for k in kinds) + "]")
-    how = draw(st.sampled_from(["after", "before", "last"]))
+    how = draw(st.sampled_from(["after", "before", "last", "first", "before-first"]))
     placement = f"index = {index}"
-    if how == "last":
-        placement += ', position = "last"'
+    if how in ("last", "first"):
+        placement += f', position = "{how}"'
+    elif how == "before-first":
+        placement += ', before = "obs"'  # the first parameter of every target
     elif after:
         placement += f', {how} = "{after}"'
+    if draw(st.booleans()):
+        # Keyword-only: after/before/position then place it among the keyword-only ones.
+        placement += ", keyword_only = true"
 
     lines.append(f"placement = {{{placement}}}")
     protocol = draw(st.sampled_from(['["act"]', '["act", "value"]', '["value"]']))
     network_placement = draw(
-        st.sampled_from(["", 'placement = {position = "last"}', 'placement = {before = "scale"}'])
+        st.sampled_from(
+            [
+                "",
+                'placement = {position = "last"}',
+                'placement = {before = "scale"}',
+                'placement = {position = "first"}',
+                "placement = {keyword_only = true}",
+            ]
+        )
     )
     text = "\n".join(lines) + "\n"
     text += TARGETS.format(protocol=protocol, network_placement=network_placement)
     if draw(st.booleans()):
-        text += SECOND.format(where=draw(st.sampled_from(['position = "last"', 'after = "obs"'])))
+        where = draw(
+            st.sampled_from(
+                [
+                    'position = "last"',
+                    'after = "obs"',
+                    'position = "first"',
+                    'before = "obs"',
+                    "keyword_only = true",
+                ]
+            )
+        )
+        text += SECOND.format(where=where)
     return parse_spec(text, "drawn")
 
 

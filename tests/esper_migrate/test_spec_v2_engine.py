@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import ast
+import io
+import json
 from pathlib import Path
 
+import pytest
+
 from esper_migrate.engine import migrate_sources
+from esper_migrate.index import method_info
+from esper_migrate.plan.calls import bind
 from esper_migrate.spec import MigrationSpec, parse_spec
 
 
-def _spec(param: str = "", targets: str = "", extra: str = "") -> MigrationSpec:
+def _spec_text(param: str = "", targets: str = "", extra: str = "") -> str:
     targets = targets or '[[parameters.targets]]\nname = "Net"\nmethods = ["act"]\n'
-    return parse_spec(
-        f'version = 2\n{extra}\n[[parameters]]\nname = "w"\n{param}\n{targets}', "test.toml"
-    )
+    return f'version = 2\n{extra}\n[[parameters]]\nname = "w"\n{param}\n{targets}'
+
+
+def _spec(param: str = "", targets: str = "", extra: str = "") -> MigrationSpec:
+    return parse_spec(_spec_text(param, targets, extra), "test.toml")
+
+
+def _check(root: Path, spec_text: str) -> list[dict[str, object]]:
+    """The findings of ``check`` (JSON rows) on ``root`` with the spec ``spec_text``."""
+    from esper_migrate.check import CheckOptions, run_check
+    from esper_migrate.formats import OutputFormat
+
+    spec = root.parent / f"{root.name}-spec.toml"
+    spec.write_text(spec_text)
+    out, err = io.StringIO(), io.StringIO()
+    options = CheckOptions(paths=(root,), fmt=OutputFormat.JSON, spec=spec, use_cache=False)
+    run_check(options, out=out, err=err)
+    rows = json.loads(out.getvalue())
+    return list(rows if isinstance(rows, list) else rows["findings"])
 
 
 def _apply(spec: MigrationSpec, source: str) -> tuple[str, list[str]]:
@@ -352,3 +374,259 @@ def test_placement_per_target_and_per_method() -> None:
     assert "def act(self, x, w=None, hidden=None): ..." in text  # the parameter's (index 0)
     # Each call keeps its meaning under its own definition's placement.
     assert "net.act(x, h, None, 2.0), net.value(x, h), head.act(x, None, h)" in text
+
+
+FIRST = '''\
+class Net:
+    def act(self, x, hidden=None):
+        """Act.
+
+        Args:
+            x: The input.
+            hidden: The state.
+        """
+        return self.value(x, hidden)
+
+    def value(
+        self,
+        x,
+        hidden=None,
+    ):
+        return x
+
+
+class Sub(Net):
+    def act(self, x, hidden=None):
+        return super().act(x, hidden)
+
+
+def run(net: Net, x, h, w):
+    net.act(x)
+    net.act(x, h)
+    net.act(x=x, hidden=h)
+    return net.value(
+        x,
+        h,
+    )
+'''
+
+
+@pytest.mark.parametrize("placement", ['position = "first"', 'before = "x"'])
+def test_first_goes_after_self_and_every_positional_call_passes_it_first(placement: str) -> None:
+    spec = _spec(
+        f'docstring = "The weight."\nplacement = {{{placement}}}\n'
+        'sources = [{kind = "parameter"}]',
+        '[[parameters.targets]]\nname = "Net"\nmethods = ["act", "value"]\n',
+    )
+    text, left = _apply(spec, FIRST)
+    assert left == []
+    assert "    def act(self, w, x, hidden=None):" in text
+    assert "            w: The weight.\n            x: The input.\n" in text  # before x's entry
+    assert "        return self.value(w, x, hidden)" in text  # the method passes its own on
+    assert (
+        "    def value(\n        self,\n        w,\n        x,\n        hidden=None,\n    ):"
+        in text
+    )
+    assert "        return super().act(w, x, hidden)" in text  # the subclass delegates
+    assert "    net.act(w, x)\n    net.act(w, x, h)\n    net.act(w=w, x=x, hidden=h)\n" in text
+    assert "net.value(\n        w,\n        x,\n        h,\n    )" in text
+    again, left = _apply(spec, text)
+    assert again == text and left == []
+    tree = ast.parse(text)
+    defs = {
+        n.name: method_info(n)["params"]
+        for n in tree.body[0].body
+        if isinstance(n, ast.FunctionDef)
+    }
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        if isinstance(call.func, ast.Attribute) and call.func.attr in defs:
+            assert bind(defs[call.func.attr], call) is not None, ast.unparse(call)
+
+
+LOSS = """\
+def loss(a, b=2):
+    return a
+
+
+def run(x, w):
+    return loss(x), loss(x, 3), loss(a=x), loss(w, x)
+"""
+
+
+def test_first_of_a_function_never_guesses_a_call_that_binds_both_signatures() -> None:
+    spec = _spec(
+        'placement = {position = "first"}\nsources = [{kind = "parameter"}]',
+        '[[parameters.targets]]\nname = "loss"\nkind = "function"\n',
+    )
+    text, left = _apply(spec, LOSS)
+    assert "def loss(w, a, b=2):" in text
+    # `loss(x, 3)` binds both (w=x, a=3): nothing says which was meant. `loss(w, x)` passes
+    # the parameter's own name in the new slot: migrated already.
+    assert "return loss(w, x), loss(x, 3), loss(w=w, a=x), loss(w, x)" in text
+    assert len(left) == 1 and "nothing says whether `x`" in left[0], left
+    text, left = _apply(
+        _spec(
+            'default = "None"\nplacement = {position = "first"}',
+            '[[parameters.targets]]\nname = "loss"\nkind = "function"\n',
+        ),
+        LOSS,
+    )
+    assert "def loss(a, b=2):" in text  # an optional one cannot precede the required `a`
+    assert any("an optional `w` first would precede the required `a`" in r for r in left)
+
+
+KWONLY = """\
+class Net:
+    def act(self, x, hidden=None):
+        return x
+
+    def value(self, x, *args, scale=1.0, **kwargs):
+        return x
+
+    def step(
+        self,
+        x,
+        *,
+        scale=1.0,
+    ):
+        return self.act(x)
+
+
+def run(net: Net, x, w, extra):
+    net.act(x, None)
+    net.value(x, 1, 2, scale=2.0)
+    net.value(x, **extra)
+    return net.step(x, scale=1.0)
+"""
+
+
+def test_keyword_only_adds_a_star_or_joins_the_keyword_only_parameters() -> None:
+    spec = _spec(
+        'placement = {keyword_only = true}\nsources = [{kind = "parameter"}]',
+        '[[parameters.targets]]\nname = "Net"\nmethods = ["act", "value", "step"]\n',
+    )
+    text, left = _apply(spec, KWONLY)
+    assert left == []
+    assert "def act(self, x, hidden=None, *, w):" in text  # a required one after defaults
+    assert "def value(self, x, *args, scale=1.0, w, **kwargs):" in text
+    assert "        x,\n        *,\n        scale=1.0,\n        w,\n    ):" in text
+    assert "        return self.act(x, w=w)" in text
+    assert "net.act(x, None, w=w)" in text
+    assert "net.value(x, 1, 2, scale=2.0, w=w)" in text
+    assert "net.value(x, **extra)" in text  # **extra may carry it: left alone
+    assert "return net.step(x, scale=1.0, w=w)" in text
+    again, _ = _apply(spec, text)
+    assert again == text
+
+
+def test_keyword_only_first_and_after_a_keyword_only_parameter() -> None:
+    targets = '[[parameters.targets]]\nname = "Net"\nmethods = ["value", "step"]\n'
+    first = _spec(
+        'default = "None"\nplacement = {keyword_only = true, position = "first"}', targets
+    )
+    text, _ = _apply(first, KWONLY)
+    assert "def value(self, x, *args, w=None, scale=1.0, **kwargs):" in text
+    assert "        *,\n        w=None,\n        scale=1.0,\n" in text
+    after = _spec(
+        'placement = {keyword_only = true, after = "scale"}\nsources = '
+        '[{kind = "constant", value = "0"}]',
+        targets,
+    )
+    text, _ = _apply(after, KWONLY)
+    assert "def value(self, x, *args, scale=1.0, w, **kwargs):" in text
+    assert "net.value(x, 1, 2, scale=2.0, w=0)" in text
+
+
+MODULES = {
+    "pkg/__init__.py": b"",
+    "pkg/losses.py": b"def policy_loss(logp, adv):\n    return logp * adv\n",
+    "pkg/other.py": b"def helper(x):\n    return x\n",
+    "pkg/train.py": b"""\
+import pkg.losses
+import pkg.losses as L
+import pkg.other as other
+from pkg import losses
+from pkg.losses import policy_loss as pl
+
+from . import losses as rel
+
+
+def step(logp, adv, w):
+    a = losses.policy_loss(logp, adv)
+    b = L.policy_loss(logp, adv)
+    c = pkg.losses.policy_loss(logp, adv)
+    d = rel.policy_loss(logp, adv)
+    e = pl(logp, adv)
+    f = other.policy_loss(logp, adv)
+    return a, b, c, d, e, f
+""",
+}
+
+
+def test_calls_through_a_module_attribute_are_resolved_by_the_imports() -> None:
+    spec = _spec(
+        'placement = {position = "last"}\nsources = [{kind = "parameter"}]',
+        '[[parameters.targets]]\nname = "policy_loss"\nkind = "function"\n',
+    )
+    out, left, errors = migrate_sources(MODULES, spec)
+    assert errors == {} and left == []
+    assert out["pkg/losses.py"].startswith(b"def policy_loss(logp, adv, w):")
+    train = out["pkg/train.py"].decode()
+    for callee in ("losses", "L", "pkg.losses", "rel"):
+        assert f"{callee}.policy_loss(logp, adv, w=w)" in train
+    assert "e = pl(logp, adv, w=w)" in train
+    # `pkg.other` defines no `policy_loss`: never matched by the attribute's name alone.
+    assert "f = other.policy_loss(logp, adv)\n" in train
+
+
+def test_check_reports_the_module_attribute_calls_apply_fixes(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    for rel, data in MODULES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data.replace(b"def step(logp, adv, w)", b"def step(logp, adv)"))
+    lines = _check(
+        root,
+        _spec_text(
+            'placement = {keyword_only = true}\nsources = [{kind = "constant", value = "1.0"}]',
+            '[[parameters.targets]]\nname = "policy_loss"\nkind = "function"\n',
+        ),
+    )
+    em001 = [r for r in lines if r["code"] == "EM001"]
+    # a, b, c, d, e; never `other.policy_loss`
+    assert [r["line"] for r in em001] == [11, 12, 13, 14, 15], lines
+    assert all(r["fix"] == "pass `w=1.0` as the last argument" for r in em001), em001
+    assert any(r["code"] == "EM002" and "losses.py" in str(r["path"]) for r in lines), lines
+
+
+DRIFT = """\
+from typing import Protocol
+
+
+class Policy(Protocol):
+    def act(self, x, *, w): ...
+
+
+class Good:
+    def act(self, x, *, w): ...
+
+
+class Bad:
+    def act(self, x, w): ...
+"""
+
+
+def test_signature_drift_expects_a_keyword_only_parameter_where_the_spec_puts_it(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "m.py").write_text(DRIFT)
+    lines = _check(
+        root,
+        _spec_text(
+            "placement = {keyword_only = true}",
+            '[[parameters.targets]]\nname = "Policy"\nkind = "protocol"\nmethods = ["act"]\n',
+        ),
+    )
+    drift = [r for r in lines if r["code"] == "EM003"]
+    assert len(drift) == 1 and "Bad.act" in str(drift[0]["message"]), lines
