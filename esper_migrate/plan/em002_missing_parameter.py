@@ -1,8 +1,8 @@
 """EM002 missing-parameter: a target definition lacks the new parameter.
 
-It gains the parameter right after the features parameter, and the docstring's ``Args:``
-section its line right after the features entry; the calls inside it that pass the features on
-join the same unit (the engine folds them in). Targets: the spec's classes and protocols, their
+It gains the parameter where the spec's placement puts it (for the Phase 4 spec right after the
+features parameter), and the docstring's ``Args:`` section its line beside its neighbour's; the
+calls inside it that pass the features on join the same unit (the engine folds them in). Targets: the spec's classes and protocols, their
 subclasses, and every class with a method of the same name and a compatible signature
 (structural implementers a hand migration forgets). Storage ``add()`` methods are EM005's.
 """
@@ -181,10 +181,11 @@ class HeuristicBundle:
 ```
 
 ## Fix
-The parameter goes where the spec's `placement` puts it (right after `after`, else after the
-parameter at `index`: for the Phase 4 spec, the features), with its `default` verbatim and its
+The parameter goes where the spec's `placement` puts it (right after `after`, right before
+`before`, first or last, or keyword-only after `*`, else after the parameter at `index`: for
+the Phase 4 spec, the features), with its `default` verbatim and its
 annotation where every name it uses is bound (a builtin, an import, or one the spec's `imports`
-adds), its `Args:` entry right after the anchor's entry, and every call inside the
+adds), its `Args:` entry right after the anchor's entry (before the next one's when it goes first), and every call inside the
 method that passes the features on gets the parameter, all as one unit: if one of those calls
 cannot be planned, nothing of the unit is, and the definition is reported with the reason.
 
