@@ -630,3 +630,52 @@ def test_signature_drift_expects_a_keyword_only_parameter_where_the_spec_puts_it
     )
     drift = [r for r in lines if r["code"] == "EM003"]
     assert len(drift) == 1 and "Bad.act" in str(drift[0]["message"]), lines
+
+
+COMPANION = """\
+def masked(logits, clip=0.2):
+    return logits
+
+
+def loss(logits, adv):
+    return masked(logits) + adv
+
+
+def run(signals):
+    states, bp = producer(signals)
+    return loss(states, 1.0), loss(1, 2)
+"""
+
+
+@pytest.mark.parametrize(
+    ("placement", "expected"),
+    [
+        (
+            'position = "first"',
+            "def masked(w, logits, clip=0.2):\n    return logits\n\n\n"
+            "def loss(w, logits, adv):\n    return masked(w, logits) + adv\n\n\n"
+            "def run(signals):\n    states, bp = producer(signals)\n"
+            # No companion derives from the literal `1`: the next source (the constant) applies.
+            "    return loss(bp, states, 1.0), loss(None, 1, 2)\n",
+        ),
+        (
+            'keyword_only = true, after = "logits"',
+            "def masked(logits, clip=0.2, *, w):\n    return logits\n\n\n"
+            "def loss(logits, adv, *, w):\n    return masked(logits, w=w) + adv\n\n\n"
+            "def run(signals):\n    states, bp = producer(signals)\n"
+            "    return loss(states, 1.0, w=bp), loss(1, 2, w=None)\n",
+        ),
+    ],
+)
+def test_function_targets_pass_the_companion_of_their_neighbour(
+    placement: str, expected: str
+) -> None:
+    spec = _spec(
+        f"placement = {{{placement}}}\n"
+        'sources = [{kind = "companion"}, {kind = "constant", value = "None"}]\n'
+        '[[parameters.producers]]\nname = "producer"',
+        '[[parameters.targets]]\nname = "loss"\nkind = "function"\n'
+        '[[parameters.targets]]\nname = "masked"\nkind = "function"\n',
+    )
+    text, left = _apply(spec, COMPANION)
+    assert (text, left) == (expected, [])
