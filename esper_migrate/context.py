@@ -197,6 +197,22 @@ def _bind_target(scope: Scope, tgt: ast.expr, value: ast.expr, stmt: ast.stmt, a
                         add(Binding(name.id, stmt.lineno, stmt.col_offset, "other"))
 
 
+def _statements(tree: ast.Module) -> Iterator[ast.stmt]:
+    """Every statement at any depth (expressions are not entered: imports are statements)."""
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in ("body", "orelse", "finalbody"):
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                stack.extend(v for v in value if isinstance(v, ast.stmt))
+        for handler in getattr(node, "handlers", ()):
+            stack.extend(handler.body)
+        for case in getattr(node, "cases", ()):
+            stack.extend(case.body)
+
+
 def _expects_type_error(call: ast.Call) -> bool:
     """``pytest.raises(TypeError)``: the old call is kept on purpose, to show that it fails.
     ``pytest.raises(IndexError)`` expects the call to bind and fail later: it is migrated."""
@@ -350,7 +366,7 @@ class FileContext:
             return cached  # type: ignore[return-value]
         table: dict[tuple[int, int, str], str] = {}
         here = dotted_path(self.path).split(".")
-        for node in ast.walk(self.tree):
+        for node in _statements(self.tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     bound = alias.asname or alias.name.split(".")[0]
@@ -368,6 +384,19 @@ class FileContext:
                     )
         self.shared["imports"] = table
         return table
+
+    def aliased_functions(self) -> frozenset[str]:
+        """Names this file imports a function target under (``import ... as loss``)."""
+        cached = self.shared.get("aliased_functions")
+        if cached is None:
+            targets = self.spec.target_functions
+            cached = frozenset(
+                bound
+                for (_, _, bound), module in (self._imports() if targets else {}).items()
+                if module.rpartition(".")[2] in targets and bound not in targets
+            )
+            self.shared["aliased_functions"] = cached
+        return cached  # type: ignore[return-value]
 
     def module_of(self, expr: ast.expr, scope: Scope, line: int, col: int) -> str | None:
         """The module an expression names through this file's imports (``losses``,

@@ -171,7 +171,7 @@ def resolve_call(ctx: FileContext, scope: Scope, call: ast.Call) -> CallSite | N
             if definitions:
                 return CallSite(call, "", func.id, definitions[0], Tier.RESOLVED, False)
         return None
-    if isinstance(func, ast.Name):
+    if isinstance(func, ast.Name) and func.id in ctx.aliased_functions():
         # ``from pkg.losses import policy_loss as loss``: the target under another name.
         imported = ctx.module_of(func, scope, call.lineno, call.col_offset)
         module, _, name = (imported or "").rpartition(".")
