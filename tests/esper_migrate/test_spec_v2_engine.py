@@ -679,3 +679,45 @@ def test_function_targets_pass_the_companion_of_their_neighbour(
     )
     text, left = _apply(spec, COMPANION)
     assert (text, left) == (expected, [])
+
+
+def test_keyword_only_before_kwargs_past_positional_only_and_in_an_empty_signature() -> None:
+    source = (
+        "def loss(a, /, b=2, **kw):\n    return a\n\n\n"
+        "def act():\n    return 1\n\n\n"
+        "def run(x, w):\n    return loss(3, 4), loss(x, **{}), act()\n"
+    )
+    spec = _spec(
+        'placement = {keyword_only = true}\nsources = [{kind = "parameter"}]',
+        '[[parameters.targets]]\nname = "loss"\nkind = "function"\n'
+        '[[parameters.targets]]\nname = "act"\nkind = "function"\n',
+    )
+    text, left = _apply(spec, source)
+    assert left == []
+    assert "def loss(a, /, b=2, *, w, **kw):" in text
+    assert "def act(*, w):" in text
+    assert "return loss(3, 4, w=w), loss(x, **{}), act(w=w)" in text
+
+
+@pytest.mark.parametrize("placement", ['position = "first"', "keyword_only = true"])
+def test_check_on_the_migrated_tree_reports_exactly_what_apply_left(
+    placement: str, tmp_path: Path
+) -> None:
+    from esper_migrate.engine import run_apply
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "m.py").write_text(LOSS.replace("def run(x, w):", "def run(x):"))
+    text = _spec_text(
+        f'placement = {{{placement}}}\nsources = [{{kind = "parameter"}}]',
+        '[[parameters.targets]]\nname = "loss"\nkind = "function"\n',
+    )
+    result = run_apply([root], parse_spec(text))
+    for r in result.changed:
+        Path(r.path).write_bytes(r.new)
+    left = sorted((u.line, u.col + 1, str(u.code)) for u in result.unresolved)
+    assert left  # `run` has no `w` to pass on: its calls are reported
+    found = sorted(
+        (int(str(r["line"])), int(str(r["col"])), str(r["code"])) for r in _check(root, text)
+    )
+    assert found == left
