@@ -721,3 +721,35 @@ def test_check_on_the_migrated_tree_reports_exactly_what_apply_left(
         (int(str(r["line"])), int(str(r["col"])), str(r["code"])) for r in _check(root, text)
     )
     assert found == left
+
+
+DOCUMENTED = '''\
+class Net:
+    def act(self, x, hidden=None, *, scale=1.0):
+        """Act.
+
+        Args:
+            x: The input.
+            hidden: The state.
+            scale: The factor.
+        """
+        return x
+'''
+
+
+@pytest.mark.parametrize(
+    ("placement", "entries"),
+    [
+        ('keyword_only = true, position = "first"', ["x", "hidden", "w", "scale"]),
+        ("keyword_only = true", ["x", "hidden", "scale", "w"]),
+        ('after = "hidden"', ["x", "hidden", "w", "scale"]),
+    ],
+)
+def test_the_docstring_entry_goes_where_the_parameter_goes(
+    placement: str, entries: list[str]
+) -> None:
+    spec = _spec(f'default = "None"\ndocstring = "The weight."\nplacement = {{{placement}}}')
+    text, left = _apply(spec, DOCUMENTED)
+    assert left == []
+    documented = [ln.strip().split(":")[0] for ln in text.splitlines() if ln.startswith(" " * 12)]
+    assert documented == entries
