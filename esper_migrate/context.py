@@ -16,7 +16,7 @@ from esper_migrate.index import (
     ParamInfo,
     TargetMethod,
     callee_name,
-    dotted_path,
+    import_base,
     type_name,
 )
 from esper_migrate.insertion import Insertion, insertion
@@ -365,7 +365,6 @@ class FileContext:
         if cached is not None:
             return cached  # type: ignore[return-value]
         table: dict[tuple[int, int, str], str] = {}
-        here = dotted_path(self.path).split(".")
         for node in _statements(self.tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -373,10 +372,7 @@ class FileContext:
                     module = alias.name if alias.asname else bound
                     table[(node.lineno, node.col_offset, bound)] = module
             elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    package = here[: len(here) - node.level]
-                    base = ".".join([*package, *([base] if base else [])])
+                base = import_base(self.path, node.level, node.module)
                 for alias in node.names:
                     bound = alias.asname or alias.name
                     table[(node.lineno, node.col_offset, bound)] = (

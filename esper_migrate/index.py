@@ -18,7 +18,7 @@ from typing import TypedDict
 from esper_migrate.spec import MigrationSpec, Placement, ProducerSpec, StorageSpec
 
 #: Bumped whenever the summary layout changes (part of any cache key).
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 class ParamInfo(TypedDict):
@@ -59,6 +59,11 @@ class FileSummary(TypedDict):
     functions: dict[str, FunctionInfo]
     #: The syntax error, when the file does not parse (the rest is then empty).
     error: str | None
+    #: Functions defined at module level (``functions`` also has methods and nested ones).
+    top_functions: list[str]
+    #: Name a module-level ``from M import X [as Y]`` binds -> ``M.X`` (relative ones resolved
+    #: from the path): what ``import pkg; pkg.Y(...)`` reaches through a package's re-export.
+    reexports: dict[str, str]
 
 
 def type_name(node: ast.expr | None) -> str | None:
@@ -105,6 +110,18 @@ def dotted_path(path: str) -> str:
         if parts[-1] == "__init__":
             parts.pop()
     return ".".join(parts)
+
+
+def import_base(path: str, level: int, module: str | None) -> str:
+    """The module a ``from ... import`` statement in the file ``path`` imports from, dotted
+    (a relative one is spelled from the path: ``from . import x`` in ``pkg/train.py`` and in
+    ``pkg/__init__.py`` both import from ``pkg``)."""
+    if not level:
+        return module or ""
+    here = dotted_path(path).split(".")
+    package = here if re.search(r"(^|[\\/])__init__\.py$", path) else here[:-1]
+    package = package[: len(package) - (level - 1)] if level > 1 else package
+    return ".".join([*package, *([module] if module else [])])
 
 
 def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> list[ParamInfo]:
@@ -268,8 +285,23 @@ def summarize_tree(path: str, tree: ast.Module) -> FileSummary:
             elif isinstance(child, ast.stmt):
                 stack.append(child)
     classes.sort(key=lambda c: c["line"])
+    top = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    reexports = {
+        alias.asname or alias.name: f"{base}.{alias.name}" if base else alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for base in [import_base(path, node.level, node.module)]
+        for alias in node.names
+        if alias.name != "*"
+    }
     return FileSummary(
-        path=path, version=SUMMARY_VERSION, classes=classes, functions=functions, error=None
+        path=path,
+        version=SUMMARY_VERSION,
+        classes=classes,
+        functions=functions,
+        error=None,
+        top_functions=top,
+        reexports=reexports,
     )
 
 
@@ -304,6 +336,8 @@ class Index:
     placement_overrides: dict[int, Placement] = field(default_factory=dict)
     #: Function name -> (dotted path of the file that defines it at module level, its info).
     module_functions: dict[str, list[tuple[str, FunctionInfo]]] = field(default_factory=dict)
+    #: Dotted path of a file -> the names its module-level ``from M import X`` bind -> ``M.X``.
+    reexports: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, summaries: Iterable[FileSummary], spec: MigrationSpec) -> Index:
@@ -313,11 +347,11 @@ class Index:
                 index.classes.setdefault(c["name"], []).append(c)
             for name, fn in s["functions"].items():
                 index.functions.setdefault(name, []).append(fn)
-            methods = {(m["name"], m["line"]) for c in s["classes"] for m in c["methods"].values()}
             dotted = dotted_path(s["path"])
-            for name, fn in s["functions"].items():
-                if (name, fn["line"]) not in methods:
-                    index.module_functions.setdefault(name, []).append((dotted, fn))
+            for name in s["top_functions"]:
+                index.module_functions.setdefault(name, []).append((dotted, s["functions"][name]))
+            if s["reexports"]:
+                index.reexports.setdefault(dotted, {}).update(s["reexports"])
         index._resolve_producers()
         index._resolve_targets()
         index._resolve_placements()
@@ -485,12 +519,24 @@ class Index:
                 return False
         return True
 
-    def module_function(self, module: str, name: str) -> FunctionInfo | None:
+    def module_function(self, module: str, name: str, depth: int = 0) -> FunctionInfo | None:
         """The module-level function ``name`` of the module ``module`` (a dotted name, matched
-        against the end of the file's dotted path: ``pkg.losses`` is ``src/pkg/losses.py``)."""
+        against the end of the file's dotted path: ``pkg.losses`` is ``src/pkg/losses.py``),
+        followed through re-exports (``pkg/__init__.py``: ``from .losses import f``)."""
+
+        def matches(dotted: str) -> bool:
+            return dotted == module or dotted.endswith("." + module)
+
         for dotted, fn in self.module_functions.get(name, []):
-            if dotted == module or dotted.endswith("." + module):
+            if matches(dotted):
                 return fn
+        if depth < 4:
+            for dotted, names in self.reexports.items():
+                if matches(dotted) and name in names:
+                    origin, _, original = names[name].rpartition(".")
+                    found = self.module_function(origin, original, depth + 1)
+                    if found is not None:
+                        return found
         return None
 
     def is_target(self, cls_name: str, method: str) -> TargetMethod | None:

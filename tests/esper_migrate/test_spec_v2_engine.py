@@ -753,3 +753,35 @@ def test_the_docstring_entry_goes_where_the_parameter_goes(
     assert left == []
     documented = [ln.strip().split(":")[0] for ln in text.splitlines() if ln.startswith(" " * 12)]
     assert documented == entries
+
+
+def test_a_package_that_re_exports_the_function_is_followed() -> None:
+    sources = {
+        "src/pkg/__init__.py": b"from .losses import policy_loss\n",
+        "src/pkg/losses.py": b"def policy_loss(logp, adv):\n    return logp * adv\n",
+        "src/pkg/sub/__init__.py": b"",
+        "src/pkg/sub/run.py": b"""\
+import pkg
+import pkg.sub
+from .. import losses
+
+
+def step(logp, adv, w):
+    return pkg.policy_loss(logp, adv), losses.policy_loss(logp, adv), pkg.sub.policy_loss(adv)
+""",
+    }
+    spec = _spec(
+        'placement = {position = "first"}\nsources = [{kind = "parameter"}]',
+        '[[parameters.targets]]\nname = "policy_loss"\nkind = "function"\n',
+    )
+    out, left, errors = migrate_sources(sources, spec)
+    assert errors == {} and left == []
+    # `pkg/__init__.py` re-exports it; `pkg.sub` neither defines nor re-exports it.
+    assert (
+        out["src/pkg/sub/run.py"]
+        .decode()
+        .endswith(
+            "return pkg.policy_loss(w, logp, adv), losses.policy_loss(w, logp, adv), "
+            "pkg.sub.policy_loss(adv)\n"
+        )
+    )
