@@ -481,7 +481,15 @@ def _summary_job(i: int) -> FileSummary:
     from esper_migrate.index import FileSummary, summarize_tree
 
     source: _Source = _SHARED["todo"][i]
-    empty = FileSummary(path=source.key, version=0, classes=[], functions={}, error=None)
+    empty = FileSummary(
+        path=source.key,
+        version=0,
+        classes=[],
+        functions={},
+        error=None,
+        top_functions=[],
+        reexports={},
+    )
     try:
         text, tree = _parse(source)
     except PARSE_ERRORS as exc:

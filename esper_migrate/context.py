@@ -16,10 +16,12 @@ from esper_migrate.index import (
     ParamInfo,
     TargetMethod,
     callee_name,
+    import_base,
     type_name,
 )
+from esper_migrate.insertion import Insertion, insertion
 from esper_migrate.records import Code, Edit, EditKind, Span, Tier, Unit
-from esper_migrate.spec import MigrationSpec
+from esper_migrate.spec import MigrationSpec, Placement
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -195,6 +197,22 @@ def _bind_target(scope: Scope, tgt: ast.expr, value: ast.expr, stmt: ast.stmt, a
                         add(Binding(name.id, stmt.lineno, stmt.col_offset, "other"))
 
 
+def _statements(tree: ast.Module) -> Iterator[ast.stmt]:
+    """Every statement at any depth (expressions are not entered: imports are statements)."""
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in ("body", "orelse", "finalbody"):
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                stack.extend(v for v in value if isinstance(v, ast.stmt))
+        for handler in getattr(node, "handlers", ()):
+            stack.extend(handler.body)
+        for case in getattr(node, "cases", ()):
+            stack.extend(case.body)
+
+
 def _expects_type_error(call: ast.Call) -> bool:
     """``pytest.raises(TypeError)``: the old call is kept on purpose, to show that it fails.
     ``pytest.raises(IndexError)`` expects the call to bind and fail later: it is migrated."""
@@ -337,6 +355,60 @@ class FileContext:
         parts.append(node.id)
         return ".".join(reversed(parts))
 
+    # -- modules -------------------------------------------------------------------------
+
+    def _imports(self) -> dict[tuple[int, int, str], str]:
+        """(line, col of the import statement, name it binds) -> the module that name is, as
+        a dotted name (``import a.b`` binds ``a``; ``import a.b as m`` and ``from a import b``
+        bind the module ``a.b``; a relative import is spelled from this file's path)."""
+        cached = self.shared.get("imports")
+        if cached is not None:
+            return cached  # type: ignore[return-value]
+        table: dict[tuple[int, int, str], str] = {}
+        for node in _statements(self.tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    module = alias.name if alias.asname else bound
+                    table[(node.lineno, node.col_offset, bound)] = module
+            elif isinstance(node, ast.ImportFrom):
+                base = import_base(self.path, node.level, node.module)
+                for alias in node.names:
+                    bound = alias.asname or alias.name
+                    table[(node.lineno, node.col_offset, bound)] = (
+                        f"{base}.{alias.name}" if base else alias.name
+                    )
+        self.shared["imports"] = table
+        return table
+
+    def aliased_functions(self) -> frozenset[str]:
+        """Names this file imports a function target under (``import ... as loss``)."""
+        cached = self.shared.get("aliased_functions")
+        if cached is None:
+            targets = self.spec.target_functions
+            cached = frozenset(
+                bound
+                for (_, _, bound), module in (self._imports() if targets else {}).items()
+                if module.rpartition(".")[2] in targets and bound not in targets
+            )
+            self.shared["aliased_functions"] = cached
+        return cached  # type: ignore[return-value]
+
+    def module_of(self, expr: ast.expr, scope: Scope, line: int, col: int) -> str | None:
+        """The module an expression names through this file's imports (``losses``,
+        ``pkg.losses``), as a dotted name; None when it is not an imported name."""
+        dotted = self.dotted(expr)
+        if dotted is None:
+            return None
+        root, _, rest = dotted.partition(".")
+        b = scope.lookup(root, line, col)
+        if b is None or b.kind != "import":
+            return None
+        module = self._imports().get((b.line, b.col, root))
+        if module is None:
+            return None
+        return f"{module}.{rest}" if rest else module
+
     # -- types ---------------------------------------------------------------------------
 
     def expr_type(self, expr: ast.expr, scope: Scope, line: int) -> str | None:
@@ -433,39 +505,60 @@ class FileContext:
         """An unresolved unit: nothing is changed, the site is named with why and what to do."""
         self.add_unit(self.unit(node, code, tier, message, (), reason, suggestion))
 
-    def placement_problem(self, params: list[ParamInfo], anchor: str) -> tuple[str, str] | None:
-        """(reason, suggestion) when the new parameter cannot go right after ``anchor`` in
-        ``params`` without a SyntaxError: a required one after a defaulted positional
-        parameter, or an optional one before a required positional parameter."""
+    def placement_problem(self, params: list[ParamInfo], at: Insertion) -> tuple[str, str] | None:
+        """(reason, suggestion) when the new parameter cannot go ``at`` its place in ``params``
+        without a SyntaxError or a change of meaning: a required one after a defaulted
+        positional parameter, an optional one before a required positional parameter, or one
+        among positional-only parameters. A keyword-only one fits anywhere among its group
+        (required keyword-only parameters may follow defaulted ones)."""
+        if at.keyword_only:
+            return None
         new = self.spec.parameter.name
-        names = [p["name"] for p in params]
-        k = names.index(anchor)
-        before, later = params[: k + 1], params[k + 1 :]
+        positional = [p for p in params if p["kind"] in ("pos", "posonly") and p["name"] != new]
+        before, later = positional[: at.index], positional[at.index :]
+        where = f"after `{at.after}`" if at.after is not None else "first"
+        if any(p["kind"] == "posonly" for p in later):
+            return (
+                f"`{new}` {where} would land among the positional-only parameters",
+                f"place `{new}` after the `/` (placement.after) or keyword-only",
+            )
         if self.spec.parameter.default is None:
-            if any(p["has_default"] and p["kind"] in ("pos", "posonly") for p in before):
+            if any(p["has_default"] for p in before):
+                anchor = at.after or before[-1]["name"]
                 return (
                     f"`{anchor}` has a default, a required `{new}` cannot follow",
                     f"add `{new}` with a default after `{anchor}`",
                 )
             return None
-        required = [p["name"] for p in later if p["kind"] == "pos" and not p["has_default"]]
+        required = [p["name"] for p in later if not p["has_default"]]
         if required:
             return (
-                f"an optional `{new}` after `{anchor}` would precede the required `{required[0]}`",
+                f"an optional `{new}` {where} would precede the required `{required[0]}`",
                 f"place `{new}` after `{required[-1]}` (placement.after) or add it by hand",
             )
         return None
 
+    def insertion(
+        self, fn: FunctionInfo, storage_add: bool = False, owner: str | None = None
+    ) -> Insertion | None:
+        """Where the new parameter goes in ``fn`` (a storage ``add`` takes it right after its
+        features parameter); None when the placement names no place there."""
+        params = fn["params"]
+        new = self.spec.parameter.name
+        if storage_add:
+            positional = [p["name"] for p in params if p["kind"] in ("pos", "posonly")]
+            stem = next((n for n in positional if n in self.spec.features.stems), None)
+            if stem is None:
+                return None
+            at = Placement(after=stem)
+        else:
+            at = self.index.placement_for(fn, owner)
+        return insertion(at, params, new)
+
     def features_param(
         self, fn: FunctionInfo, storage_add: bool = False, owner: str | None = None
     ) -> str | None:
-        """The name of the parameter the new one follows."""
-        params = [p for p in fn["params"] if p["kind"] in ("pos", "posonly")]
-        if storage_add:
-            stems = self.spec.features.stems
-            for p in params:
-                if p["name"] in stems:
-                    return p["name"]
-        new = self.spec.parameter.name
-        placement = self.index.placement_for(fn, owner)
-        return placement.anchor([p["name"] for p in params if p["name"] != new])
+        """The parameter whose argument the companion derives from (see
+        :attr:`Insertion.neighbour`)."""
+        at = self.insertion(fn, storage_add, owner)
+        return at.neighbour if at is not None else None

@@ -204,7 +204,13 @@ class Session:
         except PARSE_ERRORS as exc:
             self.errors[path] = f"does not parse: {type(exc).__name__}: {exc}"
             self.summaries[path] = FileSummary(
-                path=path, version=0, classes=[], functions={}, error=self.errors[path]
+                path=path,
+                version=0,
+                classes=[],
+                functions={},
+                error=self.errors[path],
+                top_functions=[],
+                reexports={},
             )
             return None
         self.texts[path] = text

@@ -18,7 +18,7 @@ from typing import TypedDict
 from esper_migrate.spec import MigrationSpec, Placement, ProducerSpec, StorageSpec
 
 #: Bumped whenever the summary layout changes (part of any cache key).
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 class ParamInfo(TypedDict):
@@ -59,6 +59,11 @@ class FileSummary(TypedDict):
     functions: dict[str, FunctionInfo]
     #: The syntax error, when the file does not parse (the rest is then empty).
     error: str | None
+    #: Functions defined at module level (``functions`` also has methods and nested ones).
+    top_functions: list[str]
+    #: Name a module-level ``from M import X [as Y]`` binds -> ``M.X`` (relative ones resolved
+    #: from the path): what ``import pkg; pkg.Y(...)`` reaches through a package's re-export.
+    reexports: dict[str, str]
 
 
 def type_name(node: ast.expr | None) -> str | None:
@@ -94,6 +99,29 @@ def callee_name(node: ast.expr) -> str | None:
     if isinstance(node, ast.Attribute):
         return node.attr
     return None
+
+
+def dotted_path(path: str) -> str:
+    """A file's path as a dotted module name (``src/pkg/losses.py`` -> ``src.pkg.losses``,
+    ``pkg/__init__.py`` -> ``pkg``); the import's module name is a suffix of it."""
+    parts = [p for p in re.split(r"[\\/]+", path) if p and p not in (".", "..")]
+    if parts:
+        parts[-1] = parts[-1].removesuffix(".py")
+        if parts[-1] == "__init__":
+            parts.pop()
+    return ".".join(parts)
+
+
+def import_base(path: str, level: int, module: str | None) -> str:
+    """The module a ``from ... import`` statement in the file ``path`` imports from, dotted
+    (a relative one is spelled from the path: ``from . import x`` in ``pkg/train.py`` and in
+    ``pkg/__init__.py`` both import from ``pkg``)."""
+    if not level:
+        return module or ""
+    here = dotted_path(path).split(".")
+    package = here if re.search(r"(^|[\\/])__init__\.py$", path) else here[:-1]
+    package = package[: len(package) - (level - 1)] if level > 1 else package
+    return ".".join([*package, *([module] if module else [])])
 
 
 def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> list[ParamInfo]:
@@ -257,8 +285,23 @@ def summarize_tree(path: str, tree: ast.Module) -> FileSummary:
             elif isinstance(child, ast.stmt):
                 stack.append(child)
     classes.sort(key=lambda c: c["line"])
+    top = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    reexports = {
+        alias.asname or alias.name: f"{base}.{alias.name}" if base else alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for base in [import_base(path, node.level, node.module)]
+        for alias in node.names
+        if alias.name != "*"
+    }
     return FileSummary(
-        path=path, version=SUMMARY_VERSION, classes=classes, functions=functions, error=None
+        path=path,
+        version=SUMMARY_VERSION,
+        classes=classes,
+        functions=functions,
+        error=None,
+        top_functions=top,
+        reexports=reexports,
     )
 
 
@@ -291,6 +334,10 @@ class Index:
     memo: dict[str, object] = field(default_factory=dict)
     #: id() of an indexed target definition -> the placement its spec target overrides.
     placement_overrides: dict[int, Placement] = field(default_factory=dict)
+    #: Function name -> (dotted path of the file that defines it at module level, its info).
+    module_functions: dict[str, list[tuple[str, FunctionInfo]]] = field(default_factory=dict)
+    #: Dotted path of a file -> the names its module-level ``from M import X`` bind -> ``M.X``.
+    reexports: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, summaries: Iterable[FileSummary], spec: MigrationSpec) -> Index:
@@ -300,6 +347,11 @@ class Index:
                 index.classes.setdefault(c["name"], []).append(c)
             for name, fn in s["functions"].items():
                 index.functions.setdefault(name, []).append(fn)
+            dotted = dotted_path(s["path"])
+            for name in s["top_functions"]:
+                index.module_functions.setdefault(name, []).append((dotted, s["functions"][name]))
+            if s["reexports"]:
+                index.reexports.setdefault(dotted, {}).update(s["reexports"])
         index._resolve_producers()
         index._resolve_targets()
         index._resolve_placements()
@@ -389,11 +441,16 @@ class Index:
         """Same signature up to the features parameter's name and the new parameter."""
         pa, pb = self._strip(a["params"]), self._strip(b["params"])
         placement = self.placement_for(b)
-        named = placement.named_anchor(pb)
-        if named is not None:
+        at = None if placement.keyword_only else placement.position_in(pb)
+        named = at is not None and (
+            placement.after in pb or placement.before in pb or placement.position is not None
+        )
+        if named and at is not None and at > 0:
             # Placed by name: the signatures must agree from the anchor on, anchor included.
-            pos = pb.index(named)
-            return len(pa) == len(pb) and pa[pos:] == pb[pos:]
+            return len(pa) == len(pb) and pa[at - 1 :] == pb[at - 1 :]
+        if named and pb:
+            # Placed first: they agree after the first parameter (the one it precedes).
+            return len(pa) == len(pb) and pa[1:] == pb[1:]
         pos = placement.index
         if len(pa) != len(pb) or len(pa) < pos + 2:
             return False
@@ -461,6 +518,26 @@ class Index:
             if fn is None or self._strip(fn["params"]) != self._strip(ref["params"]):
                 return False
         return True
+
+    def module_function(self, module: str, name: str, depth: int = 0) -> FunctionInfo | None:
+        """The module-level function ``name`` of the module ``module`` (a dotted name, matched
+        against the end of the file's dotted path: ``pkg.losses`` is ``src/pkg/losses.py``),
+        followed through re-exports (``pkg/__init__.py``: ``from .losses import f``)."""
+
+        def matches(dotted: str) -> bool:
+            return dotted == module or dotted.endswith("." + module)
+
+        for dotted, fn in self.module_functions.get(name, []):
+            if matches(dotted):
+                return fn
+        if depth < 4:
+            for dotted, names in self.reexports.items():
+                if matches(dotted) and name in names:
+                    origin, _, original = names[name].rpartition(".")
+                    found = self.module_function(origin, original, depth + 1)
+                    if found is not None:
+                        return found
+        return None
 
     def is_target(self, cls_name: str, method: str) -> TargetMethod | None:
         return self.targets.get((cls_name, method))

@@ -84,8 +84,9 @@ class Edit:
 
     ``anchor`` locates the node the rewriter changes (a def, call, dict, name, string or
     statement). ``text`` is the source inserted (a value, a parameter, a statement, a new
-    literal or a new name). ``after`` is the features parameter name (PARAMETER), the features
-    argument (ARGUMENT: positional index or keyword name) or the dict key literal (DICT_ENTRY).
+    literal or a new name). ``after`` is the parameter the new one follows (PARAMETER; None
+    with ``first``), the argument the value follows (ARGUMENT: positional index or keyword
+    name; None: last, or ``first``) or the dict key literal (DICT_ENTRY).
     """
 
     kind: EditKind
@@ -107,11 +108,19 @@ class Edit:
     follows: str | None = None
     #: PARAMETER: the default's source text, written verbatim (None: a required parameter).
     default: str | None = None
+    #: ARGUMENT: the first argument; PARAMETER: first of its group (``after`` is then None).
+    first: bool = False
+    #: PARAMETER: keyword-only (after ``*``/``*args``; a bare ``*`` is added where neither is).
+    keyword_only: bool = False
 
     def describe(self) -> str:
         """The edit as one imperative phrase (the fix text of its unit is made of these)."""
         kind = self.kind
         if kind is EditKind.ARGUMENT:
+            if self.first:
+                value = self.text if self.positional else f"{self.extra}={self.text}"
+                how = "positionally " if self.positional else ""
+                return f"pass `{value}` {how}as the first argument"
             if self.positional:
                 return f"pass `{self.text}` positionally right after `{self.follows}`"
             if self.after is None:
@@ -121,7 +130,12 @@ class Edit:
             spelled = f"{self.text}: {self.extra}" if self.extra else self.text
             if self.default is not None:
                 spelled += f" = {self.default}" if self.extra else f"={self.default}"
-            return f"insert parameter `{spelled}` after `{self.after}`"
+            what = "keyword-only parameter" if self.keyword_only else "parameter"
+            if self.after is not None:
+                return f"insert {what} `{spelled}` after `{self.after}`"
+            if self.keyword_only:
+                return f"insert {what} `{spelled}` first after `*`"
+            return f"insert {what} `{spelled}` first"
         if kind is EditKind.DOCSTRING:
             return "document it in the docstring's `Args:`"
         if kind is EditKind.RENAME:

@@ -29,7 +29,8 @@ def _span(pos: CodeRange) -> Span:
     return (pos.start.line, pos.start.column, pos.end.line, pos.end.column)
 
 
-_Item = TypeVar("_Item", cst.Arg, cst.Param)
+_ParamItem = cst.Param | cst.ParamStar | cst.ParamSlash
+_Item = TypeVar("_Item", cst.Arg, _ParamItem)
 
 
 def _separator(previous_ws: cst.BaseParenthesizableWhitespace | None) -> cst.Comma:
@@ -86,6 +87,29 @@ def insert_after(
     return out
 
 
+def insert_at(
+    items: Sequence[_Item],
+    k: int,
+    new: _Item,
+    opening_ws: cst.BaseParenthesizableWhitespace | None,
+) -> list[_Item]:
+    """``items`` with ``new`` at index ``k``, separated like the neighbours are."""
+    if k > 0:
+        return insert_after(items, k - 1, new, opening_ws)
+    out = list(items)
+    if not out:
+        return [new.with_changes(comma=cst.MaybeSentinel.DEFAULT)]
+    head = out[0].comma
+    if len(out) > 1 and isinstance(head, cst.Comma):
+        sep = head.whitespace_after  # the separator between the first two
+    elif opening_ws is not None:
+        sep = opening_ws  # one per line: the new first line is indented like the old one
+    else:
+        sep = cst.SimpleWhitespace(" ")
+    out.insert(0, new.with_changes(comma=_clean(cst.Comma(whitespace_after=sep))))
+    return out
+
+
 class _Rewriter(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
@@ -114,7 +138,6 @@ class _Rewriter(cst.CSTTransformer):
         pos = self.get_metadata(PositionProvider, original_node)
         edits = self.defs.get((pos.start.line, pos.start.column), [])
         for e in edits:
-            params = updated_node.params
             annotation = (
                 cst.Annotation(cst.parse_expression(e.extra)) if e.extra is not None else None
             )
@@ -126,20 +149,9 @@ class _Rewriter(cst.CSTTransformer):
                     default=cst.parse_expression(e.default),
                     equal=cst.AssignEqual(whitespace_before=space, whitespace_after=space),
                 )
-            for attr in ("posonly_params", "params"):
-                group: Sequence[cst.Param] = getattr(params, attr)
-                names = [p.name.value for p in group]
-                if e.after in names:
-                    k = names.index(str(e.after))
-                    if attr == "posonly_params":
-                        raise RewriteError(f"line {e.line}: `{e.after}` is positional-only")
-                    updated = insert_after(
-                        group, k, new, _opening(updated_node.whitespace_before_params)
-                    )
-                    params = params.with_changes(params=updated)
-                    break
-            else:
-                raise RewriteError(f"line {e.line}: no parameter `{e.after}`")
+            params = _with_param(
+                updated_node.params, e, new, _opening(updated_node.whitespace_before_params)
+            )
             updated_node = updated_node.with_changes(params=params)
             self.applied += 1
         return updated_node
@@ -157,9 +169,9 @@ class _Rewriter(cst.CSTTransformer):
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         for e in self._edits(EditKind.ARGUMENT, original_node):
             args = updated_node.args
-            if e.after is None:
-                if not args:
-                    raise RewriteError(f"line {e.line}: no argument to pass `{e.extra}` after")
+            if e.first or (e.after is None and not args):
+                k = -1  # the first argument (or the only one)
+            elif e.after is None:
                 k = len(args) - 1  # a keyword after every argument (``**kw`` included)
             elif isinstance(e.after, int):
                 k = e.after
@@ -181,7 +193,7 @@ class _Rewriter(cst.CSTTransformer):
                     ),
                 )
             updated_node = updated_node.with_changes(
-                args=insert_after(args, k, new, _opening(updated_node.whitespace_before_args))
+                args=insert_at(args, k + 1, new, _opening(updated_node.whitespace_before_args))
             )
             self.applied += 1
         return updated_node
@@ -264,6 +276,85 @@ def _opening(ws: object) -> cst.BaseParenthesizableWhitespace | None:
     if isinstance(ws, cst.ParenthesizedWhitespace):
         return ws
     return None
+
+
+#: The items of a parameter list in source order, each with the group it belongs to.
+_Flat = list[tuple[str, "_ParamItem"]]
+
+
+def _flatten(params: cst.Parameters) -> _Flat:
+    flat: _Flat = [("posonly", p) for p in params.posonly_params]
+    if isinstance(params.posonly_ind, cst.ParamSlash):
+        flat.append(("slash", params.posonly_ind))
+    flat.extend(("params", p) for p in params.params)
+    if isinstance(params.star_arg, cst.Param | cst.ParamStar):
+        flat.append(("star", params.star_arg))
+    flat.extend(("kwonly", p) for p in params.kwonly_params)
+    if isinstance(params.star_kwarg, cst.Param):
+        flat.append(("star_kwarg", params.star_kwarg))
+    return flat
+
+
+def _unflatten(params: cst.Parameters, flat: _Flat) -> cst.Parameters:
+    def group(name: str) -> list[cst.Param]:
+        return [item for g, item in flat if g == name and isinstance(item, cst.Param)]
+
+    def single(name: str) -> _ParamItem | cst.MaybeSentinel:
+        found = [item for g, item in flat if g == name]
+        return found[0] if found else cst.MaybeSentinel.DEFAULT
+
+    star = single("star")
+    star_kwarg = single("star_kwarg")
+    slash = single("slash")
+    assert not isinstance(star, cst.ParamSlash)
+    assert isinstance(slash, cst.ParamSlash | cst.MaybeSentinel)
+    return params.with_changes(
+        posonly_params=group("posonly"),
+        posonly_ind=slash,
+        params=group("params"),
+        star_arg=star,
+        kwonly_params=group("kwonly"),
+        star_kwarg=star_kwarg if isinstance(star_kwarg, cst.Param) else None,
+    )
+
+
+def _with_param(
+    params: cst.Parameters,
+    e: Edit,
+    new: cst.Param,
+    opening_ws: cst.BaseParenthesizableWhitespace | None,
+) -> cst.Parameters:
+    """``params`` with ``new`` where the edit places it: right after the parameter ``after``
+    (past the ``/`` when that one is the last positional-only parameter), first of the
+    positional ones, or among the keyword-only ones (first after ``*``/``*args``, after
+    ``after``, a bare ``*`` added when there is neither)."""
+    flat = _flatten(params)
+    names = [item.name.value if isinstance(item, cst.Param) else None for _, item in flat]
+    groups = [g for g, _ in flat]
+    added: list[tuple[str, _ParamItem]] = [("kwonly" if e.keyword_only else "params", new)]
+    if e.after is not None:
+        if e.after not in names:
+            raise RewriteError(f"line {e.line}: no parameter `{e.after}`")
+        k = names.index(str(e.after))
+        if groups[k] == "posonly":
+            if k + 1 < len(flat) and groups[k + 1] == "posonly":
+                raise RewriteError(f"line {e.line}: `{e.after}` is positional-only")
+            k += 1  # past the ``/``
+        at = k + 1
+    elif e.keyword_only:
+        if "star" in groups:
+            at = groups.index("star") + 1
+        else:
+            at = groups.index("star_kwarg") if "star_kwarg" in groups else len(flat)
+            added.insert(0, ("star", cst.ParamStar()))
+    else:
+        later = [i for i, g in enumerate(groups) if g not in ("posonly", "slash")]
+        at = later[0] if later else len(flat)
+    items = [item for _, item in flat]
+    for offset, (_, item) in enumerate(added):
+        items = insert_at(items, at + offset, item, opening_ws)
+    tagged = [*flat[:at], *added, *flat[at:]]
+    return _unflatten(params, [(g, item) for (g, _), item in zip(tagged, items, strict=True)])
 
 
 def _insert_element(

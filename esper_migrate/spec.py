@@ -92,13 +92,18 @@ def _import_statement(value: str) -> str:
 
 class Placement(_Model):
     """Where the new parameter goes in a signature. At most one of ``after``, ``before`` and
-    ``position``; ``index`` is the fallback when the named neighbour is absent."""
+    ``position``; ``index`` is the fallback when the named neighbour is absent.
+
+    A positional parameter lands among the positional parameters (``self``/``cls`` aside). A
+    keyword-only one (``keyword_only = true``) lands among the keyword-only parameters: right
+    after or before the one ``after``/``before`` names, first with ``position = "first"``,
+    else last (a bare ``*`` is added where the signature has neither ``*`` nor ``*args``)."""
 
     #: Right after the parameter of this name.
     after: str | None = None
     #: Right before the parameter of this name.
     before: str | None = None
-    #: First or last of the positional parameters (after ``self``).
+    #: First or last of the positional parameters (after ``self``), or of the keyword-only ones.
     position: Literal["first", "last"] | None = None
     #: Right after the parameter at this index (0 = first parameter after ``self``).
     index: int = Field(default=0, ge=0)
@@ -110,27 +115,27 @@ class Placement(_Model):
     def _names(cls, value: str | None) -> str | None:
         return None if value is None else _identifier(value)
 
-    def named_anchor(self, names: list[str]) -> str | None:
-        """The parameter ``after``, ``before`` or ``position`` places the new one right after,
-        when it applies to ``names`` (else the index fallback decides)."""
+    def position_in(self, names: list[str]) -> int | None:
+        """Where the new parameter lands among the positional parameters ``names`` (``self``
+        and the new one aside): its index once inserted. None when neither the named
+        neighbour nor the index fallback applies."""
         if self.after is not None and self.after in names:
-            return self.after
+            return names.index(self.after) + 1
         if self.before is not None and self.before in names:
-            k = names.index(self.before)
-            return names[k - 1] if k > 0 else None
+            return names.index(self.before)
         if self.position == "last":
-            return names[-1] if names else None
-        return None
+            return len(names)
+        if self.position == "first":
+            return 0
+        return self.index + 1 if len(names) > self.index else None
 
-    def anchor(self, names: list[str]) -> str | None:
-        """The positional parameter (of ``names``, ``self`` and the new one aside) the new
-        parameter goes right after; None when there is none."""
-        named = self.named_anchor(names)
-        if named is not None:
-            return named
-        if self.before is not None and names[:1] == [self.before]:
-            return None  # before the first parameter: not supported (refused below)
-        return names[self.index] if len(names) > self.index else None
+    def keyword_position_in(self, names: list[str]) -> int:
+        """Where a keyword-only parameter lands among the keyword-only parameters ``names``."""
+        if self.after is not None and self.after in names:
+            return names.index(self.after) + 1
+        if self.before is not None and self.before in names:
+            return names.index(self.before)
+        return 0 if self.position == "first" else len(names)
 
     @model_validator(mode="after")
     def _one_anchor(self) -> Placement:
@@ -405,27 +410,13 @@ class MigrationSpec(_Model):
         if dupes:
             raise ValueError(f"parameters: {dupes} given more than once")
         for i, p in enumerate(self.parameters):
-            placements = [("placement", p.placement)]
             for j, t in enumerate(p.targets):
-                if t.placement is not None:
-                    placements.append((f"targets.{j}.placement", t.placement))
-                for m, mp in t.method_placement.items():
-                    placements.append((f"targets.{j}.method_placement.{m}", mp))
+                for m in t.method_placement:
                     if m not in t.methods:
                         raise ValueError(
                             f"parameters.{i}.targets.{j}.method_placement: `{m}` is not one of "
                             f"the target's methods {t.methods}"
                         )
-            for where, placement in placements:
-                unsupported = (["position = first"] if placement.position == "first" else []) + (
-                    ["keyword_only"] if placement.keyword_only else []
-                )
-                if unsupported:
-                    raise ValueError(
-                        f"parameters.{i}.{where}: {', '.join(unsupported)} not supported by "
-                        "this version; use after, before (a parameter after the first), "
-                        "position = last or index"
-                    )
         return self
 
     @property

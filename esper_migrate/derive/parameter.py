@@ -6,7 +6,7 @@ import ast
 
 from esper_migrate.context import Binding, FileContext, Scope
 from esper_migrate.derive import Derivation, Failure, Result
-from esper_migrate.index import method_info
+from esper_migrate.index import function_info, method_info
 from esper_migrate.rule import Example
 
 EXAMPLES = [
@@ -46,7 +46,8 @@ def derive(ctx: FileContext, scope: Scope, name: ast.Name, b: Binding, depth: in
         )
     storage = ctx.index.storage(scope.cls)
     is_add = storage is not None and fn.name == storage.add_method
-    features = ctx.features_param(method_info(fn), storage_add=is_add)
+    info = method_info(fn) if scope.cls else function_info(fn)  # a function target has no self
+    features = ctx.features_param(info, storage_add=is_add, owner=scope.cls or "")
     if name.id != features:
         return None
     return Derivation(

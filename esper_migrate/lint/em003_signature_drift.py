@@ -71,16 +71,19 @@ def _position(fn: FunctionInfo, name: str) -> int | None:
 
 
 def _expected(index: Index, proto_fn: FunctionInfo, param: str, fallback: int) -> int:
-    """Where the spec's placement puts the parameter in the protocol's member: right after
-    the anchor ``after``/``before``/``position`` names when the member has it, else after the
-    index fallback."""
+    """Where the spec's placement puts the parameter in the protocol's member: its position
+    among the positional parameters (after, before, first or last the named neighbour, else
+    after the index fallback), or -1 for a keyword-only one."""
+    placement = index.placement_for(proto_fn)
+    if placement.keyword_only:
+        return -1
     positional = [
         p["name"]
         for p in proto_fn["params"]
         if p["kind"] in ("pos", "posonly") and p["name"] != param
     ]
-    named = index.placement_for(proto_fn).named_anchor(positional)
-    return positional.index(named) + 1 if named is not None else fallback
+    at = placement.position_in(positional)
+    return at if at is not None else fallback
 
 
 def _implements(index: Index, info: ClassInfo, protocol: str, members: list[str]) -> Tier | None:
@@ -210,6 +213,14 @@ def _describe(position: int | None, expected: int) -> str:
     return f"takes at position {position} (expected {expected})"
 
 
+def _move(param: str, expected: int) -> str:
+    if expected == -1:
+        return f"make `{param}` keyword-only, as the spec places it"
+    if expected == 0:
+        return f"move `{param}` first, as the spec places it"
+    return f"move `{param}` to position {expected}, as the spec places it"
+
+
 def _finding(
     ctx: CheckContext,
     info: ClassInfo,
@@ -241,7 +252,7 @@ def _finding(
         message=message,
         tier=tier,
         fix=None,
-        unfixable_reason=f"{reason}; suggested edit: move `{param}` right after the features",
+        unfixable_reason=f"{reason}; suggested edit: {_move(param, expected)}",
     )
 
 

@@ -121,21 +121,18 @@ def signatures(
     ctx: FileContext, fn: FunctionInfo, storage_add: bool
 ) -> tuple[list[ParamInfo], list[ParamInfo]] | None:
     """(old, migrated) parameter lists of a target definition as the index has it, whichever of
-    the two it is today; None when it has no features parameter to place the new one after."""
+    the two it is today; None when the placement names no place for the new one there."""
     new = ctx.spec.parameter.name
     params = fn["params"]
     if any(p["name"] == new for p in params):
         return [p for p in params if p["name"] != new], params
-    features = ctx.features_param(fn, storage_add)
-    if features is None:
+    at = ctx.insertion(fn, storage_add)
+    if at is None or ctx.placement_problem(params, at) is not None:
         return None
-    if ctx.placement_problem(params, features) is not None:
-        return None
-    k = [p["name"] for p in params].index(features)
     added = ParamInfo(
         name=new, annotation=None, has_default=ctx.spec.parameter.default is not None, kind="pos"
     )
-    return params, [*params[: k + 1], added, *params[k + 1 :]]
+    return params, at.migrated(params, added)
 
 
 # -- resolution -------------------------------------------------------------------------------
@@ -146,6 +143,15 @@ def resolve_call(ctx: FileContext, scope: Scope, call: ast.Call) -> CallSite | N
     index = ctx.index
     func = call.func
     storage_adds = {s.add_method for s in ctx.spec.storage}
+    if isinstance(func, ast.Attribute) and func.attr in ctx.spec.target_functions:
+        # ``losses.policy_loss(...)``: the function of the module the file imported under that
+        # name, never a function of that name in whatever module.
+        module = ctx.module_of(func.value, scope, call.lineno, call.col_offset)
+        if module is not None:
+            definition = index.module_function(module, func.attr)
+            if definition is None:
+                return None  # an unrelated module's function of the same name
+            return CallSite(call, "", func.attr, definition, Tier.RESOLVED, False)
     if isinstance(func, ast.Attribute) and func.attr in ctx.spec.target_methods | storage_adds:
         method = func.attr
         owner = ctx.expr_type(func.value, scope, call.lineno)
@@ -165,6 +171,14 @@ def resolve_call(ctx: FileContext, scope: Scope, call: ast.Call) -> CallSite | N
             if definitions:
                 return CallSite(call, "", func.id, definitions[0], Tier.RESOLVED, False)
         return None
+    if isinstance(func, ast.Name) and func.id in ctx.aliased_functions():
+        # ``from pkg.losses import policy_loss as loss``: the target under another name.
+        imported = ctx.module_of(func, scope, call.lineno, call.col_offset)
+        module, _, name = (imported or "").rpartition(".")
+        if name in ctx.spec.target_functions:
+            definition = index.module_function(module, name)
+            if definition is not None:
+                return CallSite(call, "", name, definition, Tier.RESOLVED, False)
     # ``net(state)`` and ``self._network(state)``: __call__ of a target instance is forward.
     callee_type = ctx.expr_type(func, scope, call.lineno)
     if callee_type is not None and index.is_target(callee_type, "forward") is not None:
@@ -205,7 +219,8 @@ def _by_name(ctx: FileContext, call: ast.Call, method: str, storage_add: bool) -
 
 
 def features_argument(ctx: FileContext, site: CallSite) -> tuple[int | str, ast.expr] | None:
-    """The call's features argument: (positional index or keyword name, expression)."""
+    """The call's features argument (the one the companion derives from): (positional index
+    or keyword name, expression)."""
     fn = site.definition
     features = ctx.features_param(fn, site.storage_add)
     if features is None:
@@ -214,9 +229,10 @@ def features_argument(ctx: FileContext, site: CallSite) -> tuple[int | str, ast.
     positional = [
         p["name"] for p in fn["params"] if p["kind"] in ("pos", "posonly") and p["name"] != new
     ]
-    i = positional.index(features)
-    if len(site.node.args) > i:
-        return i, site.node.args[i]
+    if features in positional:
+        i = positional.index(features)
+        if len(site.node.args) > i:
+            return i, site.node.args[i]
     for kw in site.node.keywords:
         if kw.arg == features:
             return features, kw.value
@@ -234,7 +250,7 @@ def classify(ctx: FileContext, scope: Scope, site: CallSite) -> CallPlan | None:
         return plan  # passed by keyword, or forwarded *args/**kwargs carry it
     pair = signatures(ctx, site.definition, site.storage_add)
     if pair is None:
-        if ctx.features_param(site.definition, site.storage_add) is not None:
+        if ctx.insertion(site.definition, site.storage_add) is not None:
             return None  # the definition cannot take it where placed: EM002 reports it
         plan.verdict = Verdict.MISSING
         return plan
@@ -467,7 +483,7 @@ def value_for(ctx: FileContext, scope: Scope, plan: CallPlan) -> Result:
     param = ctx.spec.parameter
     site = plan.site
     failures: list[Failure] = []
-    placed = ctx.features_param(site.definition, site.storage_add) is not None
+    placed = ctx.insertion(site.definition, site.storage_add) is not None
     for source in param.sources:
         result: Result
         if source.kind != "companion" and not placed:
@@ -554,36 +570,38 @@ def _claim_renames(plans: list[CallPlan]) -> None:
 
 def argument_edits(ctx: FileContext, plan: CallPlan, code: Code) -> list[Edit]:
     """The edits that pass the derived value: its side edits (each planned once per file) and
-    the argument, positional when a positional argument follows the features, else a keyword."""
+    the argument where the migrated signature binds it. Positionally when the call passes a
+    positional argument at or past the new slot (right after the one before it, or first);
+    else by keyword, right after the argument of the parameter it follows, first when it
+    goes first, else last. A keyword-only parameter is always passed by keyword, last."""
     assert isinstance(plan.result, Derivation)
     call = plan.site.node
     new = ctx.spec.parameter.name
-    if plan.features is None:
-        # No anchor argument to follow (a value from another source): a keyword at the end.
-        last = [*call.args, *(k.value for k in call.keywords)]
-        last.sort(key=lambda n: (n.lineno, n.col_offset))
-        after_end: int | str | None = None
-        follows = ctx.text(last[-1]) if last else None
-        return [
-            ctx.edit(
-                EditKind.ARGUMENT,
-                call,
-                plan.result.text,
-                f"call to {plan.site.where} lacks `{new}`",
-                plan.result.how,
-                code=code,
-                tier=plan.site.tier,
-                after=after_end,
-                positional=False,
-                extra=new,
-                follows=follows,
-            )
-        ]
-    after, features = plan.features
     edits = [
         side for side in plan.result.edits if ctx.once("side", side.kind, side.anchor, side.text)
     ]
-    positional = isinstance(after, int) and len(call.args) > after + 1
+    at = ctx.insertion(plan.site.definition, plan.site.storage_add)
+    after: int | str | None = None
+    positional = first = False
+    follows: ast.expr | None = None
+    if at is not None and not at.keyword_only:
+        n = len(call.args)
+        if n > at.index:
+            positional = True
+        if at.index > 0 and n >= at.index:
+            after, follows = at.index - 1, call.args[at.index - 1]
+        elif at.index == 0:
+            first = True
+        else:
+            passed = [k for k in call.keywords if k.arg == at.after]
+            if passed:
+                after, follows = at.after, passed[0].value
+    if after is None and not first:
+        # Nothing to follow (the neighbour is not passed, or keyword-only): a keyword at the
+        # end, after ``**kwargs`` too (Python allows it).
+        every = [*call.args, *(k.value for k in call.keywords)]
+        every.sort(key=lambda n: (n.lineno, n.col_offset))
+        follows = every[-1] if every else None
     edits.append(
         ctx.edit(
             EditKind.ARGUMENT,
@@ -595,8 +613,9 @@ def argument_edits(ctx: FileContext, plan: CallPlan, code: Code) -> list[Edit]:
             tier=plan.site.tier,
             after=after,
             positional=positional,
+            first=first,
             extra=new,
-            follows=ctx.text(features),
+            follows=ctx.text(follows) if follows is not None else None,
         )
     )
     return edits

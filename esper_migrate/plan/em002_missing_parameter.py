@@ -1,8 +1,8 @@
 """EM002 missing-parameter: a target definition lacks the new parameter.
 
-It gains the parameter right after the features parameter, and the docstring's ``Args:``
-section its line right after the features entry; the calls inside it that pass the features on
-join the same unit (the engine folds them in). Targets: the spec's classes and protocols, their
+It gains the parameter where the spec's placement puts it (for the Phase 4 spec right after the
+features parameter), and the docstring's ``Args:`` section its line beside its neighbour's; the
+calls inside it that pass the features on join the same unit (the engine folds them in). Targets: the spec's classes and protocols, their
 subclasses, and every class with a method of the same name and a compatible signature
 (structural implementers a hand migration forgets). Storage ``add()`` methods are EM005's.
 """
@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from esper_migrate.context import FileContext
 from esper_migrate.index import function_info, method_info
+from esper_migrate.insertion import Insertion
 from esper_migrate.records import Code, Edit, EditKind, Tier
 from esper_migrate.rule import Example, Expected, Rule, edited
 
@@ -116,9 +117,12 @@ class FactoredRecurrentActorCritic:
 _ENTRY = re.compile(r"^(?P<indent>[ \t]*)(?P<name>\*{0,2}[A-Za-z_][A-Za-z0-9_]*)\s*(\(.*\))?\s*:")
 
 
-def updated_docstring(literal: str, features: str, new: str, doc: str) -> str | None:
-    """The docstring literal with ``new``'s entry after ``features``' in ``Args:``; None if no
-    such section or entry (or the entry is there already)."""
+def updated_docstring(
+    literal: str, features: str | None, new: str, doc: str, before: str | None = None
+) -> str | None:
+    """The docstring literal with ``new``'s entry after ``features``' in ``Args:`` (or, with
+    ``features`` None, right before ``before``'s); None if no such section or entry (or the
+    entry is there already)."""
     lines = literal.split("\n")
     args_at = next((i for i, ln in enumerate(lines) if ln.strip() in ("Args:", "Arguments:")), None)
     if args_at is None:
@@ -126,6 +130,7 @@ def updated_docstring(literal: str, features: str, new: str, doc: str) -> str | 
     section_indent = len(lines[args_at]) - len(lines[args_at].lstrip())
     entry_at: int | None = None
     entry_indent = ""
+    wanted = features if features is not None else before
     for i in range(args_at + 1, len(lines)):
         line = lines[i]
         if line.strip() and len(line) - len(line.lstrip()) <= section_indent:
@@ -133,10 +138,13 @@ def updated_docstring(literal: str, features: str, new: str, doc: str) -> str | 
         m = _ENTRY.match(line)
         if m and m.group("name") == new:
             return None
-        if m and m.group("name") == features and entry_at is None:
+        if m and m.group("name") == wanted and entry_at is None:
             entry_at, entry_indent = i, m.group("indent")
     if entry_at is None:
         return None
+    if features is None:
+        lines.insert(entry_at, f"{entry_indent}{new}: {doc}")
+        return "\n".join(lines)
     end = entry_at + 1
     while end < len(lines):
         line = lines[end]
@@ -173,10 +181,11 @@ class HeuristicBundle:
 ```
 
 ## Fix
-The parameter goes where the spec's `placement` puts it (right after `after`, else after the
-parameter at `index`: for the Phase 4 spec, the features), with its `default` verbatim and its
+The parameter goes where the spec's `placement` puts it (right after `after`, right before
+`before`, first or last, or keyword-only after `*`, else after the parameter at `index`: for
+the Phase 4 spec, the features), with its `default` verbatim and its
 annotation where every name it uses is bound (a builtin, an import, or one the spec's `imports`
-adds), its `Args:` entry right after the anchor's entry, and every call inside the
+adds), its `Args:` entry right after the anchor's entry (before the next one's when it goes first), and every call inside the
 method that passes the features on gets the parameter, all as one unit: if one of those calls
 cannot be planned, nothing of the unit is, and the definition is reported with the reason.
 
@@ -237,15 +246,14 @@ def parameter_edits(
         return None
     where = f"`{cls}.{fn.name}`" if cls else f"`{fn.name}`"
     message = f"{where} lacks `{new}`"
-    if features is None:
-        features = ctx.features_param(info, owner=cls)
-    if features is None:
+    at = ctx.insertion(info, storage_add=features is not None, owner=cls)
+    if at is None:
         return (
             message,
             "it has no features parameter to place it after",
             f"add `{new}` to the signature by hand",
         )
-    problem = ctx.placement_problem(params, features)
+    problem = ctx.placement_problem(params, at)
     if problem is not None:
         return (message, *problem)
     default = spec.parameter.default
@@ -256,15 +264,31 @@ def parameter_edits(
         "structural": f"implements `{origin}.{fn.name}` (same signature)",
         "storage": "storage `add` keeps the features",
     }[how]
+    after = at.after
+    if after is None and not at.keyword_only:
+        # First after ``self``/``cls``: the rewriter sees them, the index does not.
+        full = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args]]
+        positional = [p for p in params if p["kind"] in ("pos", "posonly")]
+        after = full[0] if len(full) > len(positional) else None
+    if at.keyword_only:
+        placed = f"keyword-only, after `{at.after}`" if at.after else "first keyword-only"
+    elif at.after is not None:
+        placed = f"after `{at.after}`"
+    else:
+        placed = "first"
     edits = [
         ctx.edit(
             EditKind.PARAMETER,
             fn,
             new,
             f"{message} ({why})",
-            f"after the features parameter `{features}`",
+            f"after the features parameter `{at.after}`"
+            if at.after is not None and not at.keyword_only
+            else f"placed {placed}",
             code=Code.MISSING_PARAMETER,
-            after=features,
+            after=after,
+            first=after is None,
+            keyword_only=at.keyword_only,
             extra=annotation,
             default=default,
         )
@@ -278,7 +302,7 @@ def parameter_edits(
         # Said in the derivation: the parameter is written, its annotation cannot be.
         edits[0] = replace(edits[0], derivation=f"{edits[0].derivation}; {unannotated}")
     edits.extend(imports)
-    doc = _docstring_edit(ctx, fn, features, where)
+    doc = _docstring_edit(ctx, fn, at, where)
     if doc is not None:
         edits.append(doc)
     return edits
@@ -358,8 +382,11 @@ def _last_import(tree: ast.Module) -> ast.stmt | None:
 
 
 def _docstring_edit(
-    ctx: FileContext, fn: ast.FunctionDef | ast.AsyncFunctionDef, features: str, where: str
+    ctx: FileContext, fn: ast.FunctionDef | ast.AsyncFunctionDef, at: Insertion, where: str
 ) -> Edit | None:
+    """The ``Args:`` entry, where the parameter goes: after the entry of the parameter it
+    follows (a keyword-only one first among them: after the last entry before its group),
+    else before the entry of the one it precedes."""
     doc = ctx.spec.parameter.docstring
     if doc is None or not fn.body:
         return None
@@ -370,14 +397,22 @@ def _docstring_edit(
         and isinstance(first.value.value, str)
     ):
         return None
-    updated = updated_docstring(ctx.text(first.value), features, ctx.spec.parameter.name, doc)
+    follows, precedes = at.after, at.before
+    if at.keyword_only and follows is None:
+        a = fn.args
+        ahead = [x.arg for x in [*a.posonlyargs, *a.args]] + ([a.vararg.arg] if a.vararg else [])
+        follows = ahead[-1] if ahead else None
+    updated = updated_docstring(
+        ctx.text(first.value), follows, ctx.spec.parameter.name, doc, before=precedes
+    )
     if updated is None:
         return None
+    documented = follows or precedes
     return ctx.edit(
         EditKind.DOCSTRING,
         first.value,
         updated,
-        f"docstring of {where} documents `{features}`",
-        "entry added after the features entry",
+        f"docstring of {where} documents `{documented}`",
+        "entry added after the features entry" if follows else f"entry added before `{precedes}`'s",
         code=Code.MISSING_PARAMETER,
     )

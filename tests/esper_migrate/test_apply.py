@@ -326,7 +326,7 @@ def test_engine_never_imports_torch() -> None:
     assert proc.stdout.strip() == "False"
 
 
-def test_rewrite_error_names_the_files_line_not_the_regions(tmp_path: Path) -> None:
+def test_a_positional_only_anchor_takes_the_parameter_past_the_slash(tmp_path: Path) -> None:
     source = (
         "class FactoredRecurrentActorCritic:\n"
         "    def get_action(self, state, hidden):\n"
@@ -334,11 +334,42 @@ def test_rewrite_error_names_the_files_line_not_the_regions(tmp_path: Path) -> N
         "\n"
         "    def forward(self, state, /, hidden):\n"
         "        return 1\n"
+        "\n"
+        "    def evaluate_actions(self, state, hidden, /):\n"
+        "        return 1\n"
     )
     root = _tree(tmp_path, {"a.py": source})
     result = run_apply([root], SPEC)
-    assert "line 5: `state` is positional-only" in result.errors[str(root / "a.py")]
-    assert (root / "a.py").read_text() == source
+    assert not result.errors
+    new = result.results[0].new.decode()
+    assert "def forward(self, state, /, blueprint_indices, hidden):" in new
+    # Right after `state` would be among the positional-only parameters: reported.
+    assert "def evaluate_actions(self, state, hidden, /):" in new
+    assert [u.reason for u in result.unresolved] == [
+        "`blueprint_indices` after `state` would land among the positional-only parameters"
+    ]
+
+
+def test_rewrite_error_names_the_files_line_not_the_regions() -> None:
+    from esper_migrate.records import Edit, EditKind
+    from esper_migrate.rewrite import RewriteError, apply_edits
+
+    source = b"x = 1\n\n\nclass A:\n    def f(self, a):\n        return 1\n"
+    edit = Edit(
+        kind=EditKind.PARAMETER,
+        path="a.py",
+        line=5,
+        col=4,
+        code=Code.MISSING_PARAMETER,
+        tier=Tier.RESOLVED,
+        reason="",
+        derivation="",
+        anchor=(5, 4, 6, 16),
+        text="w",
+        after="missing",
+    )
+    with pytest.raises(RewriteError, match="line 5: no parameter `missing`"):
+        apply_edits(source, [edit], regions=[(5, 6)])
 
 
 def test_safe_write_keeps_the_mode_and_follows_a_symlink(tmp_path: Path) -> None:

@@ -260,7 +260,15 @@ def test_missing_or_foreign_baseline_is_a_clear_error(tmp_path: Path) -> None:
 def test_cache_round_trip_and_invalidation(tmp_path: Path) -> None:
     cache = CheckCache(tmp_path, "spec1")
     assert cache.unchanged_tree({"a.py": "h1"}, {"a.py"}) is None
-    summary = {"path": "a.py", "version": 1, "classes": [], "functions": {}, "error": None}
+    summary = {
+        "path": "a.py",
+        "version": 2,
+        "classes": [],
+        "functions": {},
+        "error": None,
+        "top_functions": [],
+        "reexports": {},
+    }
     cache.store_summary("a.py", "h1", summary)
     found = _finding(path="a.py")
     cache.replace_findings(

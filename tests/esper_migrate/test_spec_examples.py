@@ -47,7 +47,7 @@ def test_the_phase4_example_is_the_builtin_spec() -> None:
 
 
 def test_every_example_is_picked_up() -> None:
-    assert "optional_config" in NAMES
+    assert {"optional_config", "two_parameters", "placements"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -87,10 +87,19 @@ def test_example_apply_writes_the_golden_tree(name: str, tmp_path: Path) -> None
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_check_reports_every_parameter_of_a_spec(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "parameters"),
+    [
+        ("two_parameters", ("temperature", "availability_masks")),
+        ("placements", ("rng", "reduction")),
+    ],
+)
+def test_check_reports_every_parameter_of_a_spec(
+    name: str, parameters: tuple[str, str], tmp_path: Path
+) -> None:
     import json
 
-    example = EXAMPLES / "two_parameters"
+    example = EXAMPLES / name
     tree = tmp_path / "tree"
     shutil.copytree(example / "before", tree, ignore=_IGNORED)
     proc = subprocess.run(
@@ -115,7 +124,7 @@ def test_check_reports_every_parameter_of_a_spec(tmp_path: Path) -> None:
     rows = json.loads(proc.stdout)
     rows = rows if isinstance(rows, list) else rows["findings"]
     messages = " ".join(str(r["message"]) for r in rows)
-    assert "`temperature`" in messages and "`availability_masks`" in messages
+    assert all(f"`{p}`" in messages for p in parameters), messages
     # The same findings as apply plans, for both parameters, one per root cause.
     planned = run_apply([tree], load_spec(example / "spec.toml"))
     assert len(rows) == sum(len(r.plan.units) for r in planned.results)

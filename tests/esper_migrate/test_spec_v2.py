@@ -9,6 +9,7 @@ import pytest
 from esper_migrate.cli import main
 from esper_migrate.spec import (
     MigrationSpec,
+    Placement,
     SpecError,
     builtin_spec_text,
     load_spec,
@@ -158,13 +159,24 @@ def test_a_valid_v2_spec_with_placement_and_imports() -> None:
         ('sources = [{kind = "self", value = "1"}]', "`value` belongs to a constant source"),
         ('sources = [{kind = "derived"}]', r"parameters\.0\.sources\.0\.kind"),
         ("sources = []", r"parameters\.0\.sources: List should have at least 1 item"),
-        ('[parameters.placement]\nposition = "first"', "position = first not supported"),
-        ("[parameters.placement]\nkeyword_only = true", "keyword_only not supported"),
     ],
 )
-def test_sources_and_unsupported_placements_are_named(extra: str, field: str) -> None:
+def test_invalid_sources_are_named(extra: str, field: str) -> None:
     with pytest.raises(SpecError, match=field):
         parse_spec(_v2(extra))
+
+
+def test_first_before_and_keyword_only_placements_load() -> None:
+    first = parse_spec(_v2('[parameters.placement]\nposition = "first"')).parameter.placement
+    assert first.position_in(["obs", "hidden"]) == 0 and first.position_in([]) == 0
+    before = parse_spec(_v2('[parameters.placement]\nbefore = "obs"')).parameter.placement
+    assert before.position_in(["obs", "hidden"]) == 0
+    kw = parse_spec(_v2("[parameters.placement]\nkeyword_only = true")).parameter.placement
+    assert kw.keyword_only and kw.keyword_position_in(["a", "b"]) == 2
+    kw_first = Placement(keyword_only=True, position="first")
+    assert kw_first.keyword_position_in(["a", "b"]) == 0
+    assert Placement(keyword_only=True, after="a").keyword_position_in(["a", "b"]) == 1
+    assert Placement(keyword_only=True, before="b").keyword_position_in(["a", "b"]) == 1
 
 
 def test_function_targets_take_no_methods_and_class_targets_need_them() -> None:
@@ -186,8 +198,8 @@ def test_a_placement_per_target_and_per_method() -> None:
     assert target.placement_for("act") == target.method_placement["act"]
     with pytest.raises(SpecError, match=r"method_placement: `run` is not one of"):
         parse_spec(_v2("") + "[parameters.targets.method_placement]\nrun = {index = 1}\n")
-    with pytest.raises(SpecError, match=r"targets\.0\.placement: position = first"):
-        parse_spec(_v2("") + '[parameters.targets.placement]\nposition = "first"\n')
+    first = parse_spec(_v2("") + '[parameters.targets.placement]\nposition = "first"\n')
+    assert first.parameter.targets[0].placement_for("act") == Placement(position="first")
 
 
 def test_several_parameters_thread_one_after_the_other() -> None:
