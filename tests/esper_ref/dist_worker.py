@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -88,3 +89,8 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     task, *args = sys.argv[1:]
     {"update": update, "train": train, "resume": resume}[task](*args)
+    # As esper_ref/__main__.py does for a rank: its work is done and written, so skip the
+    # finalisation in which gloo's threads can abort the process.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
