@@ -10,11 +10,20 @@ number of updates on batches of the same size), and reads back:
   first reached the target (the run's summary line), its env steps and wall time.
 
 Runs are interleaved (1 rank, N ranks, next seed, ...) so a change of machine load hits both
-sides. The load average (``os.getloadavg``) before and after is printed with the figures: on a
+sides. A last, short run gives one rank the N ranks' cores as torch threads
+(``torch_threads=N``): the speed one process gets from the same cores without ranks, printed
+beside the ratio so that the ratio is not read against a one-thread straw man.
+
+Data parallelism pays when each rank's share of a step is large enough that its cost grows with
+it (see the README): ``--set num_envs=512`` is the configuration the README reports; the
+default 16 envs show the opposite end.
+
+The load average (``os.getloadavg``) before and after is printed with the figures: on a
 machine shared with other work, the ratio measures the sharing as much as the scaling.
 
 Last line: ``steps_per_sec_ratio: X efficiency: Y steps_to_target_ratio: Z
-time_to_target_ratio: W load_1min: L`` (ratios N ranks / 1 rank; efficiency = ratio / N).
+time_to_target_ratio: W threaded_ratio: T load_1min: L`` (ratios N ranks / 1 rank;
+efficiency = ratio / N; threaded_ratio = N ranks / one rank with N threads).
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from esper_ref.config import TrainConfig
 
 REACHED = re.compile(r"target reached at update (\d+) \(([\d,]+) env steps\)")
 
@@ -95,6 +106,12 @@ def main() -> None:
     ap.add_argument("--nproc", type=int, default=2, help="ranks of the parallel runs")
     ap.add_argument("--total-steps", type=int, default=500_000)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    ap.add_argument(
+        "--threaded-updates",
+        type=int,
+        default=8,
+        help="updates of the one-rank, N-thread speed run (0: skip it)",
+    )
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()
@@ -113,6 +130,20 @@ def main() -> None:
                     f"{os.getloadavg()[0]:.2f})",
                     flush=True,
                 )
+        threaded: Run | None = None
+        if args.threaded_updates:
+            given = dict(x.partition("=")[::2] for x in args.set)
+            batch = int(given.get("num_envs", TrainConfig.num_envs)) * int(
+                given.get("num_steps", TrainConfig.num_steps)
+            )
+            steps = args.threaded_updates * batch
+            sets = [*args.set, f"torch_threads={args.nproc}"]
+            threaded = train(1, args.seeds[0], steps, sets, Path(tmp) / "threaded")
+            print(
+                f"seed {args.seeds[0]} ranks 1, {args.nproc} torch threads: "
+                f"{threaded.steps_per_sec:,.0f} env steps/s (speed only, {steps:,} steps)",
+                flush=True,
+            )
     load_after = os.getloadavg()
     one = [r for r in runs if r.nproc == 1]
     many = [r for r in runs if r.nproc == args.nproc]
@@ -125,6 +156,14 @@ def main() -> None:
     print()
     print(f"{'':24}{'1 rank':>16}{f'{args.nproc} ranks':>16}{'ratio':>10}")
     print(f"{'env steps/s':24}{sps1:>16,.0f}{spsn:>16,.0f}{spsn / sps1:>10.2f}")
+    threaded_ratio = float("nan")
+    if threaded is not None:
+        threaded_ratio = spsn / threaded.steps_per_sec
+        label = f"1 rank, {args.nproc} threads"
+        print(
+            f"{'env steps/s':24}{label:>16}{threaded.steps_per_sec:>16,.0f}"
+            f"{threaded_ratio:>10.2f}  ({args.nproc} ranks / this)"
+        )
     if st1 is not None and stn is not None and tt1 is not None and ttn is not None:
         print(f"{'env steps to target':24}{st1:>16,.0f}{stn:>16,.0f}{stn / st1:>10.2f}")
         print(f"{'seconds to target':24}{tt1:>16.1f}{ttn:>16.1f}{ttn / tt1:>10.2f}")
@@ -140,6 +179,7 @@ def main() -> None:
         f"steps_per_sec_ratio: {spsn / sps1:.3f} efficiency: {spsn / sps1 / args.nproc:.3f} "
         f"steps_to_target_ratio: {(stn / st1) if st1 and stn else nan:.3f} "
         f"time_to_target_ratio: {(ttn / tt1) if tt1 and ttn else nan:.3f} "
+        f"threaded_ratio: {threaded_ratio:.3f} "
         f"load_1min: {load_after[0]:.2f}"
     )
 
