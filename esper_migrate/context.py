@@ -17,6 +17,7 @@ from esper_migrate.index import (
     TargetMethod,
     callee_name,
     import_base,
+    statements,
     type_name,
 )
 from esper_migrate.insertion import Insertion, insertion
@@ -197,22 +198,6 @@ def _bind_target(scope: Scope, tgt: ast.expr, value: ast.expr, stmt: ast.stmt, a
                         add(Binding(name.id, stmt.lineno, stmt.col_offset, "other"))
 
 
-def _statements(tree: ast.Module) -> Iterator[ast.stmt]:
-    """Every statement at any depth (expressions are not entered: imports are statements)."""
-    stack: list[ast.stmt] = list(tree.body)
-    while stack:
-        node = stack.pop()
-        yield node
-        for name in ("body", "orelse", "finalbody"):
-            value = getattr(node, name, None)
-            if isinstance(value, list):
-                stack.extend(v for v in value if isinstance(v, ast.stmt))
-        for handler in getattr(node, "handlers", ()):
-            stack.extend(handler.body)
-        for case in getattr(node, "cases", ()):
-            stack.extend(case.body)
-
-
 def _expects_type_error(call: ast.Call) -> bool:
     """``pytest.raises(TypeError)``: the old call is kept on purpose, to show that it fails.
     ``pytest.raises(IndexError)`` expects the call to bind and fail later: it is migrated."""
@@ -365,7 +350,7 @@ class FileContext:
         if cached is not None:
             return cached  # type: ignore[return-value]
         table: dict[tuple[int, int, str], str] = {}
-        for node in _statements(self.tree):
+        for node in statements(self.tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     bound = alias.asname or alias.name.split(".")[0]

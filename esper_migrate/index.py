@@ -158,22 +158,25 @@ def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> list
     return out
 
 
-def _own_statements(fn: ast.AST) -> Iterable[ast.stmt]:
-    """The statements of a function body at any depth, except those of nested functions and
-    classes (expressions are not visited: assignments and returns are statements)."""
-    stack: list[ast.stmt] = list(getattr(fn, "body", []))
+def statements(node: ast.AST, nested_defs: bool = True) -> Iterator[ast.stmt]:
+    """The statements of ``node``'s body at any depth (expressions are not entered: imports,
+    assignments and returns are statements). ``nested_defs=False`` yields a nested function or
+    class but not the statements inside it (a function's own statements)."""
+    stack: list[ast.stmt] = list(getattr(node, "body", []))
     while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        stmt = stack.pop()
+        yield stmt
+        if not nested_defs and isinstance(
+            stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+        ):
             continue
         for name in ("body", "orelse", "finalbody"):
-            value = getattr(node, name, None)
+            value = getattr(stmt, name, None)
             if isinstance(value, list):
                 stack.extend(v for v in value if isinstance(v, ast.stmt))
-        for handler in getattr(node, "handlers", ()):
+        for handler in getattr(stmt, "handlers", ()):
             stack.extend(handler.body)
-        for case in getattr(node, "cases", ()):
+        for case in getattr(stmt, "cases", ()):
             stack.extend(case.body)
 
 
@@ -182,7 +185,7 @@ def _function_info(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) 
     returns_unpacked: str | None = None
     unpacked: dict[tuple[str, ...], str] = {}
     returns: list[ast.Return] = []
-    for node in _own_statements(fn):
+    for node in statements(fn, nested_defs=False):
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             tgt = node.targets[0]
             if isinstance(tgt, ast.Tuple) and isinstance(node.value, ast.Call):
@@ -234,7 +237,7 @@ def _class_info(cls: ast.ClassDef, path: str) -> ClassInfo:
         if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
         param_types = {p.arg: type_name(p.annotation) for p in stmt.args.args}
-        for node in _own_statements(stmt):
+        for node in statements(stmt, nested_defs=False):
             target: ast.expr | None = None
             found: str | None = None
             if isinstance(node, ast.AnnAssign):
