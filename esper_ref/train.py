@@ -82,11 +82,11 @@ class RunningMeanStd:
     def begin_update(self, x: Tensor, comm: Comm | None = None) -> Callable[[], None]:
         """``update`` in two halves: this starts it (with several ranks, the all-reduce of the
         moments sets off in the background) and the returned function completes it. One
-        process defers the whole update to that call too, so it behaves as the ranks do."""
+        process defers the whole update to that call too, so it behaves as the ranks do
+        (``x`` must stay unchanged until then)."""
         if comm is not None and comm.distributed:
             finish = comm.moments_async(x)
             return lambda: self.update_moments(*finish())
-        x = x.detach().clone()
         return lambda: self.update(x)
 
     def update_moments(self, b_mean: Tensor, b_var: Tensor, b_count: int) -> None:

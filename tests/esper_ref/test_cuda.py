@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from reflib import tiny_config
 
 from contracts.phase4 import relevance_table
 from esper_ref.buffer import SequenceBatch
@@ -27,22 +28,8 @@ pytestmark = [
 
 
 def _tiny(**kw: object) -> TrainConfig:
-    base: dict[str, object] = {
-        "num_envs": 4,
-        "num_steps": 30,
-        "total_steps": 4 * 30 * 2,
-        "feature_dim": 32,
-        "lstm_hidden_dim": 32,
-        "head_hidden_dim": 32,
-        "value_hidden_dim": 32,
-        "num_minibatches": 1,
-        "update_epochs": 2,
-        "checkpoint_every": 1000,
-        "eval_every": 0,
-        "final_eval_episodes": 8,
-    }
-    base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    """``tiny_config`` with one minibatch (the whole batch) and 2 updates."""
+    return tiny_config(**{"total_steps": 4 * 30 * 2, "num_minibatches": 1, **kw})
 
 
 def test_training_on_cuda_keeps_everything_on_the_gpu(tmp_path: Path) -> None:

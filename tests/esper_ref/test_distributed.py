@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from reflib import tiny_config as _tiny
 from typer.testing import CliRunner
 
 from esper_ref.cli import app
@@ -41,25 +42,6 @@ pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or sys.platform == "win32",
     reason="needs torch.distributed with gloo on a POSIX system",
 )
-
-
-def _tiny(**kw: object) -> TrainConfig:
-    base: dict[str, object] = {
-        "num_envs": 4,
-        "num_steps": 30,
-        "total_steps": 4 * 30 * 4,
-        "feature_dim": 32,
-        "lstm_hidden_dim": 32,
-        "head_hidden_dim": 32,
-        "value_hidden_dim": 32,
-        "num_minibatches": 2,
-        "update_epochs": 2,
-        "checkpoint_every": 1000,
-        "eval_every": 0,
-        "final_eval_episodes": 8,
-    }
-    base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
 
 
 def _torchrun(*args: str, timeout: float = JOB_TIMEOUT) -> subprocess.CompletedProcess[str]:

@@ -9,31 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reflib import tiny_config as _tiny
 
 from esper_ref.config import TrainConfig
 from esper_ref.evaluation import evaluate_checkpoint, run_episodes
 from esper_ref.run_io import CHECKPOINT_NAME, CURVE_NAME, METRICS_NAME, load_checkpoint
 from esper_ref.schedule import LRSchedule
 from esper_ref.train import RunningMeanStd, Trainer, make_env
-
-
-def _tiny(**kw: object) -> TrainConfig:
-    base: dict[str, object] = {
-        "num_envs": 4,
-        "num_steps": 30,
-        "total_steps": 4 * 30 * 4,
-        "feature_dim": 32,
-        "lstm_hidden_dim": 32,
-        "head_hidden_dim": 32,
-        "value_hidden_dim": 32,
-        "num_minibatches": 2,
-        "update_epochs": 2,
-        "checkpoint_every": 1000,
-        "eval_every": 0,
-        "final_eval_episodes": 8,
-    }
-    base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
 
 
 def _params(trainer: Trainer) -> list[torch.Tensor]:
