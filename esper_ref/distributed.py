@@ -1,15 +1,16 @@
 """Data-parallel training on ``torch.distributed``: the ranks of a job and what they share.
 
 Each rank runs its own share of the envs (``TrainConfig.num_envs`` is the global count, split
-evenly; rank ``r`` seeds its envs and its sampling RNG ``seed + r * RANK_SEED_STRIDE``) and
-one copy of the policy. The update uses the global batch: gradients are summed across ranks
-by an explicit all-reduce after every backward (not ``DistributedDataParallel``: the loss
-divides by *global* step counts, so a sum of the ranks' gradients is exactly the gradient of
-the loss on the whole minibatch, and a rank with no sequence in a minibatch still takes
-part). Everything else that must agree is all-reduced or broadcast by the helpers here:
-observation-normaliser moments, advantage mean and std, the minibatch split, the update's
-diagnostics (the KL early-stop test reads the global KL, so every rank stops at the same
-step and none waits alone), evaluation results, and the finished episodes.
+evenly; rank ``r`` seeds its envs ``rank_seed(seed, r)`` and its action sampling
+``sampling_seed(seed, r)``) and one copy of the policy. The update uses the global batch:
+gradients are summed across ranks by an explicit all-reduce after every backward (not
+``DistributedDataParallel``: the loss divides by *global* step counts, so a sum of the ranks'
+gradients is exactly the gradient of the loss on the whole minibatch, and a rank with no
+sequence in a minibatch still takes part). Everything else that must agree is all-reduced or
+broadcast by the helpers here: observation-normaliser moments, advantage mean and std, the
+minibatch split, the update's diagnostics (the KL early-stop test reads the global KL, so every
+rank stops at the same step and none waits alone), evaluation results, and the finished
+episodes.
 
 ``Comm()`` is the single process: every collective is the identity, so the trainer has one
 code path. ``Comm.from_environment`` joins the job ``torchrun`` started (it sets ``RANK``,
@@ -28,20 +29,41 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
 T = TypeVar("T")
 
-#: Rank ``r`` seeds its envs and sampling with ``seed + r * RANK_SEED_STRIDE`` (mod 2**63);
-#: rank 0 uses ``seed`` itself, so a one-rank run is the single-process run.
+#: Rank ``r`` seeds its envs with ``seed + r * RANK_SEED_STRIDE`` (mod 2**63); rank 0 uses
+#: ``seed`` itself, so a one-rank run is the single-process run.
 RANK_SEED_STRIDE = 10_000_019
 #: Seconds a collective waits for the other ranks before failing (``--dist-timeout``).
 DEFAULT_TIMEOUT_S = 300.0
 
 
 def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s envs."""
     return (seed + rank * RANK_SEED_STRIDE) % 2**63
+
+
+def sampling_seed(seed: int, rank: int) -> int | None:
+    """The seed of rank ``rank``'s global RNGs (action sampling, minibatch split), or ``None``
+    for rank 0, which keeps the stream that drew the initial weights.
+
+    Never the env's seed: an env generator and torch's global generator seeded alike (both
+    mt19937 on the CPU) give the same numbers, so the Gumbel draws that pick a step's actions
+    would be the draws that later set the same rank's env noise, and that rank's data would
+    tie actions to exogenous noise. Rank 0 is safe as it is: its sampling stream starts past
+    the initial weights' draws and runs faster than its env's (one uniform per logit, 104 an env
+    a step by default, against the env's 4 a step and 70 an episode start), so the env never
+    reaches a number sampling used.
+    """
+    if rank == 0:
+        return None
+    # A hash, not an offset: no rank's sampling seed is any rank's env seed.
+    state = np.random.SeedSequence([seed % 2**63, rank, 0x5A3B]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31 ^ int(state[1])) % 2**63
 
 
 class DistributedSetupError(ValueError):

@@ -35,7 +35,7 @@ from esper_ref.buffer import TamiyoRolloutBuffer
 from esper_ref.checkpoint import resume_trainer, trainer_state
 from esper_ref.config import TrainConfig
 from esper_ref.devices import check_device
-from esper_ref.distributed import Comm, rank_seed
+from esper_ref.distributed import Comm, rank_seed, sampling_seed
 from esper_ref.evaluation import (
     EVAL_SEED_OFFSET,
     FINAL_SEED_OFFSET,
@@ -201,8 +201,9 @@ class Trainer:
         self.env = env if env is not None else make_env(cfg, self.num_envs, env_seed)
         self.policy = policy if policy is not None else make_policy(cfg, self.env.obs_dim)
         self.comm.same_parameters(list(self.policy.parameters()))
-        if self.comm.rank > 0:
-            seed_everything(env_seed)  # each rank samples its own actions
+        own = sampling_seed(cfg.seed, self.comm.rank)
+        if own is not None:
+            seed_everything(own)  # each rank samples its own actions, apart from its envs
         self.ppo = PPO(self.policy, cfg, self.comm)
         self.schedule = LRSchedule.for_config(cfg)
         self.obs_rms = RunningMeanStd(self.env.obs_dim, self.device) if cfg.obs_norm else None

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from reflib import tiny_config as _tiny
 from typer.testing import CliRunner
 
@@ -29,6 +31,7 @@ from esper_ref.distributed import (
     DistributedSetupError,
     describe_exit,
     rank_seed,
+    sampling_seed,
     strip_option,
 )
 from esper_ref.ppo import PPO
@@ -63,6 +66,17 @@ def test_one_process_is_the_identity() -> None:
     assert not comm.distributed and comm.is_main
     assert rank_seed(5, 0) == 5 and rank_seed(5, 1) != rank_seed(5, 2)
     assert Comm.from_environment("cuda:3", environ={}) == Comm()  # no torchrun: one process
+
+
+@given(st.integers(0, 2**63 - 1))
+def test_a_rank_never_samples_from_its_env_stream(seed: int) -> None:
+    """Seeded alike, an env generator and the global one give the same numbers (both mt19937 on
+    the CPU): a rank's actions would be drawn from the numbers that set its env's noise."""
+    envs = {rank_seed(seed, r) for r in range(16)}
+    own = [sampling_seed(seed, r) for r in range(1, 16)]
+    assert sampling_seed(seed, 0) is None  # rank 0: the single-process stream, past the weights
+    assert len(set(own)) == len(own) and not envs & set(own)  # type: ignore[operator]
+    assert all(isinstance(s, int) and 0 <= s < 2**63 for s in own)
 
 
 def test_num_envs_must_split_over_the_ranks() -> None:
