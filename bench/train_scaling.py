@@ -21,9 +21,15 @@ default 16 envs show the opposite end.
 The load average (``os.getloadavg``) before and after is printed with the figures: on a
 machine shared with other work, the ratio measures the sharing as much as the scaling.
 
+With two or more seeds, the env steps to target of the two sides are compared as independent
+samples (Welch's 95% interval of the difference; the runs of a seed share initial weights but
+part ways at the first sampled action): an interval that holds 0, or lies below it, is "no
+more env steps, within seed noise".
+
 Last line: ``steps_per_sec_ratio: X efficiency: Y steps_to_target_ratio: Z
-time_to_target_ratio: W threaded_ratio: T load_1min: L`` (ratios N ranks / 1 rank;
-efficiency = ratio / N; threaded_ratio = N ranks / one rank with N threads).
+time_to_target_ratio: W steps_to_target_diff_ci: LO,HI threaded_ratio: T load_1min: L``
+(ratios N ranks / 1 rank; efficiency = ratio / N; LO,HI the interval of N ranks - 1 rank env
+steps to target; threaded_ratio = N ranks / one rank with N threads).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from esper_ref.config import TrainConfig
+from esper_ref.stats import difference_ci, mean_ci
 
 REACHED = re.compile(r"target reached at update (\d+) \(([\d,]+) env steps\)")
 
@@ -156,7 +163,9 @@ def main() -> None:
     print()
     print(f"{'':24}{'1 rank':>16}{f'{args.nproc} ranks':>16}{'ratio':>10}")
     print(f"{'env steps/s':24}{sps1:>16,.0f}{spsn:>16,.0f}{spsn / sps1:>10.2f}")
-    threaded_ratio = float("nan")
+    nan = float("nan")
+    threaded_ratio = nan
+    steps_diff = (nan, nan)  # the interval of N ranks - 1 rank env steps to target
     if threaded is not None:
         threaded_ratio = spsn / threaded.steps_per_sec
         label = f"1 rank, {args.nproc} threads"
@@ -167,6 +176,22 @@ def main() -> None:
     if st1 is not None and stn is not None and tt1 is not None and ttn is not None:
         print(f"{'env steps to target':24}{st1:>16,.0f}{stn:>16,.0f}{stn / st1:>10.2f}")
         print(f"{'seconds to target':24}{tt1:>16.1f}{ttn:>16.1f}{ttn / tt1:>10.2f}")
+        if len(args.seeds) >= 2:
+            a = [float(r.target_steps) for r in one if r.target_steps is not None]
+            b = [float(r.target_steps) for r in many if r.target_steps is not None]
+            diff = difference_ci(a, b)
+            steps_diff = (diff.mean - diff.half_width, diff.mean + diff.half_width)
+            print(
+                f"env steps to target, seed by seed: sd {mean_ci(a).std:,.0f} (1 rank), "
+                f"{mean_ci(b).std:,.0f} ({args.nproc} ranks); {args.nproc} ranks - 1 rank "
+                f"{diff.mean:+,.0f}, 95% interval [{steps_diff[0]:+,.0f}, {steps_diff[1]:+,.0f}] "
+                "(Welch; runs of different seeds are independent): "
+                + (
+                    "more env steps than seed noise explains"
+                    if steps_diff[0] > 0
+                    else "no more env steps, within seed noise"
+                )
+            )
     else:
         print("steps/time to target: not reached by every run (raise --total-steps)")
     print(
@@ -174,11 +199,11 @@ def main() -> None:
         f"{load_after[0]:.2f} on {cores} cores: above ~0 the machine was shared and the "
         "ratio measures the sharing as much as the scaling"
     )
-    nan = float("nan")
     print(
         f"steps_per_sec_ratio: {spsn / sps1:.3f} efficiency: {spsn / sps1 / args.nproc:.3f} "
         f"steps_to_target_ratio: {(stn / st1) if st1 and stn else nan:.3f} "
         f"time_to_target_ratio: {(ttn / tt1) if tt1 and ttn else nan:.3f} "
+        f"steps_to_target_diff_ci: {steps_diff[0]:.0f},{steps_diff[1]:.0f} "
         f"threaded_ratio: {threaded_ratio:.3f} "
         f"load_1min: {load_after[0]:.2f}"
     )

@@ -48,3 +48,19 @@ def mean_ci(values: Sequence[float]) -> MeanCI:
         return MeanCI(mean, math.nan, n)
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     return MeanCI(mean, t_quantile(n - 1) * math.sqrt(var / n), n, math.sqrt(var))
+
+
+def difference_ci(a: Sequence[float], b: Sequence[float]) -> MeanCI:
+    """``mean(b) - mean(a)`` for two independent samples, with Welch's 95% interval (the
+    samples may differ in spread; the degrees of freedom are Welch-Satterthwaite's, rounded
+    down, so the interval errs wide). ``std`` is the difference's standard error."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"difference_ci: need 2 or more values a side, got {len(a)} and {len(b)}")
+    ca, cb = mean_ci(a), mean_ci(b)
+    va, vb = ca.std**2 / ca.n, cb.std**2 / cb.n
+    se = math.sqrt(va + vb)
+    diff = cb.mean - ca.mean
+    if se == 0:
+        return MeanCI(diff, 0.0, ca.n + cb.n, 0.0)
+    df = (va + vb) ** 2 / (va**2 / (ca.n - 1) + vb**2 / (cb.n - 1))
+    return MeanCI(diff, t_quantile(max(1, math.floor(df))) * se, ca.n + cb.n, se)
