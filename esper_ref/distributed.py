@@ -47,20 +47,18 @@ def rank_seed(seed: int, rank: int) -> int:
     return (seed + rank * RANK_SEED_STRIDE) % 2**63
 
 
-def sampling_seed(seed: int, rank: int) -> int | None:
-    """The seed of rank ``rank``'s global RNGs (action sampling, minibatch split), or ``None``
-    for rank 0, which keeps the stream that drew the initial weights.
+def sampling_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s global RNGs (action sampling, minibatch split).
 
-    Never the env's seed: an env generator and torch's global generator seeded alike (both
-    mt19937 on the CPU) give the same numbers, so the Gumbel draws that pick a step's actions
-    would be the draws that later set the same rank's env noise, and that rank's data would
-    tie actions to exogenous noise. Rank 0 is safe as it is: its sampling stream starts past
-    the initial weights' draws and runs faster than its env's (one uniform per logit, 104 an env
-    a step by default, against the env's 4 a step and 70 an episode start), so the env never
-    reaches a number sampling used.
+    Never the env's seed: an env generator and torch's global generator seeded alike give the
+    same numbers (mt19937 on the CPU, Philox on CUDA), so the Gumbel draws that pick a step's
+    actions would be the draws that set the same rank's env noise, and that rank's actions
+    would be tied to its env's exogenous noise. The trainer applies it on ranks above 0, and
+    on rank 0's CUDA generators: rank 0's CPU stream stays the single process's, which is safe
+    as it is, since it starts past the initial weights' draws and runs faster than its env's
+    (one uniform per logit, 104 an env a step by default, against the env's 4 a step and 70 an
+    episode start), so the env never reaches a number sampling used.
     """
-    if rank == 0:
-        return None
     # A hash, not an offset: no rank's sampling seed is any rank's env seed.
     state = np.random.SeedSequence([seed % 2**63, rank, 0x5A3B]).generate_state(2, np.uint32)
     return (int(state[0]) << 31 ^ int(state[1])) % 2**63

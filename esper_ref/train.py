@@ -201,9 +201,14 @@ class Trainer:
         self.env = env if env is not None else make_env(cfg, self.num_envs, env_seed)
         self.policy = policy if policy is not None else make_policy(cfg, self.env.obs_dim)
         self.comm.same_parameters(list(self.policy.parameters()))
+        # Each rank samples its own actions, from a stream apart from its envs' (see
+        # sampling_seed). Rank 0 keeps the single process's CPU stream; its CUDA one has drawn
+        # nothing yet (the weights are drawn on the CPU) and would start where its env's does.
         own = sampling_seed(cfg.seed, self.comm.rank)
-        if own is not None:
-            seed_everything(own)  # each rank samples its own actions, apart from its envs
+        if self.comm.rank > 0:
+            seed_everything(own)
+        elif self.device.type == "cuda":
+            torch.cuda.manual_seed_all(own)
         self.ppo = PPO(self.policy, cfg, self.comm)
         self.schedule = LRSchedule.for_config(cfg)
         self.obs_rms = RunningMeanStd(self.env.obs_dim, self.device) if cfg.obs_norm else None
