@@ -64,25 +64,20 @@ def insert_after(
     last = k == len(out) - 1
     anchor_comma = anchor.comma
     new_item = new.with_changes(comma=_clean(anchor_comma))
+    # The separator between the anchor and the new item copies the one before the anchor.
+    before = out[k - 1].comma if k > 0 else None
+    before_ws = before.whitespace_after if isinstance(before, cst.Comma) else None
     if last and isinstance(anchor_comma, cst.Comma):
-        # A trailing comma before the closing paren: the separator between the anchor and the
-        # new item copies the one before the anchor (or the whitespace after the paren).
-        if k > 0 and isinstance(out[k - 1].comma, cst.Comma):
-            previous = out[k - 1].comma
-            assert isinstance(previous, cst.Comma)
-            sep = previous.whitespace_after
-        else:
-            sep = opening_ws if opening_ws is not None else cst.SimpleWhitespace(" ")
+        # A trailing comma before the closing paren: with no comma before the anchor, the
+        # whitespace after the paren stands in.
+        sep = next(
+            (ws for ws in (before_ws, opening_ws) if ws is not None), cst.SimpleWhitespace(" ")
+        )
         out[k] = anchor.with_changes(
             comma=cst.Comma(whitespace_before=anchor_comma.whitespace_before, whitespace_after=sep)
         )
     elif not isinstance(anchor_comma, cst.Comma):
-        sep_ws: cst.BaseParenthesizableWhitespace | None = None
-        if k > 0 and isinstance(out[k - 1].comma, cst.Comma):
-            prev = out[k - 1].comma
-            assert isinstance(prev, cst.Comma)
-            sep_ws = prev.whitespace_after
-        out[k] = anchor.with_changes(comma=_separator(sep_ws))
+        out[k] = anchor.with_changes(comma=_separator(before_ws))
     out.insert(k + 1, new_item)
     return out
 
